@@ -450,7 +450,7 @@ class World:
         signed = u < rate
         fault = None
         showcase = i < self.showcase_count(tld)
-        mail, dns = self._hosting(tld, i)
+        mail, dns_provider = self._hosting(tld, i)
         if tld.label == "lab-secure" and showcase and i < len(DOMAIN_FAULTS):
             signed, fault = True, DOMAIN_FAULTS[i]
             if fault in FIXABLE and day >= Day.FIXES_START + FIXABLE.index(fault):
@@ -487,7 +487,7 @@ class World:
             signed=signed,
             algorithm=algorithm,
             mail=mail,
-            dns=dns,
+            dns=dns_provider,
             fault=fault if signed else None,
             wildcard=unit(seed, "wildcard", tld.label, i) < 0.08,
             denial=denial,
