@@ -1,0 +1,78 @@
+"""Zone lists as real downloads look: CZDS zone files and a passive-DNS name list.
+
+CZDS files hold one record per line, tab-separated (`owner TTL class type rdata`), absolute
+names, gzipped, DNSSEC records mixed in. Two registries' quirks are copied: lab-jump pads owner
+names with spaces before the tab, lab-fade writes owner names in upper case. Output is
+byte-for-byte reproducible: the gzip header carries no name and no time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.name
+import dns.rdatatype
+
+from survey_assets.lab import sources as S
+from survey_assets.lab.authority import LabData
+from survey_assets.lab.dnsserver import zone_rrsets
+from survey_assets.lab.world import World
+
+PADDED_TLDS = {"lab-jump"}
+UPPERCASE_TLDS = {"lab-fade"}
+LIST_FILE = "passive-dns.txt"
+
+
+def czds_file_name(tld: str) -> str:
+    return f"{tld}.txt.gz"
+
+
+def czds_lines(data: LabData, tld: str) -> Iterator[str]:
+    zone = data.zone(dns.name.from_text(f"{tld}."))
+    assert zone is not None, tld
+    for rrset in zone_rrsets(data, zone):
+        owner = rrset.name.to_text().lower()
+        if tld in UPPERCASE_TLDS:
+            owner = owner.upper()
+        if tld in PADDED_TLDS:
+            owner = owner.ljust(40)
+        type_text = dns.rdatatype.to_text(rrset.rdtype).lower()
+        for rdata in rrset:
+            yield f"{owner}\t{rrset.ttl}\tin\t{type_text}\t{rdata.to_text()}\n"
+
+
+def write_czds(data: LabData, tld: str, path: Path) -> int:
+    """Write one TLD's zone in CZDS format; returns the number of lines."""
+    count = 0
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        buf = io.TextIOWrapper(gz, encoding="utf-8", newline="")
+        for line in czds_lines(data, tld):
+            buf.write(line)
+            count += 1
+        buf.flush()
+        buf.detach()
+    tmp.replace(path)
+    return count
+
+
+def write_zonefiles(w: World, out: Path) -> dict[str, int]:
+    """Write the date's CZDS files and, on its publication days, the name list."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = LabData(w)
+    written: dict[str, int] = {}
+    for source in S.LAB_SOURCES:
+        if source.kind == "czds":
+            for tld in source.tlds:
+                name = czds_file_name(tld)
+                written[name] = write_czds(data, tld, out / name)
+        elif source.kind == "list" and source.published_day(w.day) == w.day:
+            lines = S.list_lines(w)
+            tmp = out / (LIST_FILE + ".tmp")
+            tmp.write_text("".join(f"{line}\n" for line in lines))
+            tmp.replace(out / LIST_FILE)
+            written[LIST_FILE] = len(lines)
+    return written
