@@ -7,10 +7,14 @@ pool of RSA keys exists per seed, which keeps the cost to a few RSA generations 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 import random
+from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -90,8 +94,38 @@ def _prime(bits: int, rng: random.Random) -> int:
             return n
 
 
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "survey-lab"
+
+
 @functools.lru_cache(maxsize=32)
 def _rsa_pool_key(seed: int, slot: int, bits: int) -> rsa.RSAPrivateKey:
+    """Pure-Python prime search takes about a second a key, so keys are also kept on disk.
+
+    The cache is only a cache: a missing or unreadable file is recomputed to the same key.
+    """
+    path = CACHE_DIR / f"rsa-{seed}-{slot}-{bits}.pem"
+    with contextlib.suppress(OSError, ValueError):
+        key = serialization.load_pem_private_key(
+            path.read_bytes(), None, unsafe_skip_rsa_key_validation=True
+        )
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key
+    key = _generate_rsa(seed, slot, bits)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        tmp.replace(path)
+    return key
+
+
+def _generate_rsa(seed: int, slot: int, bits: int) -> rsa.RSAPrivateKey:
     rng = random.Random(digest(seed, "rsa", slot, bits))
     e = 65537
     while True:

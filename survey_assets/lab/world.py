@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import dns.exception
 import dns.name
 
 from survey_assets.lab.keys import digest, unit
@@ -368,7 +369,7 @@ class World:
     seed: int
     scale: str
     date: dt.date
-    _cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -652,7 +653,11 @@ class World:
             if h.name == name:
                 return h
         if name.startswith("mail."):
-            d = self.lookup_domain(_split(name[5:]))
+            try:
+                labels = dns.name.from_text(name[5:]).labels
+            except dns.exception.DNSException:
+                return None
+            d = self.lookup_domain(labels)
             if d is not None and d.mail in ("self", "self_dane"):
                 return self.self_host(d)
         return None
@@ -682,10 +687,6 @@ def _pick(shares: tuple[tuple[str, float], ...], u: float) -> str:
         if u < total:
             return name
     return shares[-1][0]
-
-
-def _split(name: str) -> tuple[bytes, ...]:
-    return dns.name.from_text(name).labels
 
 
 @functools.lru_cache(maxsize=64)

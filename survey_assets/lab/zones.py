@@ -397,7 +397,12 @@ def add_mx_host(world: World, zone: Zone, host: MxHost) -> None:
         zone.add(name, T.AAAA if ":" in address else T.A, address)
     tlsa_name = dns.name.from_text(f"_25._tcp.{host.name}")
     for spec in host.tlsa:
-        zone.add(tlsa_name, T.TLSA, tlsa_rdata.tlsa_text(world.seed, host, spec))
+        data = tlsa_rdata.tlsa_data(world.seed, host, spec)
+        wire = bytes((spec.usage, spec.selector, spec.mtype)) + data
+        # Generic rdata: dnspython rightly refuses a digest of the wrong length in a typed TLSA.
+        rdata = dns.rdata.GenericRdata(IN, T.TLSA, wire) if spec.malformed else None
+        rdata = rdata or dns.rdata.from_wire(IN, T.TLSA, wire, 0, len(wire))
+        zone.add_rdata(tlsa_name, rdata)
     if host.tlsa_fault == "rrsig_invalid":
         zone.broken_tlsa = (*zone.broken_tlsa, tlsa_name)
     if host.tlsa_fault == "denial_bogus":

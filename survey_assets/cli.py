@@ -1,0 +1,121 @@
+"""The `survey` command: the lab, the demo, and (as they land) checks and queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from survey_assets.lab import world as W
+from survey_assets.settings import Settings
+
+
+def _date(_ctx, _param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return W.parse_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+scale_option = click.option(
+    "--scale", type=click.Choice(sorted(W.SCALES)), default="tiny", show_default=True
+)
+seed_option = click.option("--seed", type=int, default=W.DEFAULT_SEED, show_default=True)
+date_option = click.option(
+    "--date", callback=_date, default=W.LAB_EPOCH.isoformat(), show_default=True,
+    help="the world's date, YYYY-MM-DD",
+)  # fmt: skip
+
+
+@click.group()
+def main() -> None:
+    """The open DNSSEC and DANE-for-SMTP survey."""
+
+
+@main.group()
+def lab() -> None:
+    """The lab: a synthetic Internet on loopback."""
+
+
+@lab.command()
+@date_option
+@scale_option
+@seed_option
+@click.option("--dns-port", type=int, default=None, help="default: the settings' lab DNS port")
+@click.option("--smtp-port", type=int, default=None, help="default: the settings' lab SMTP port")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None)
+def serve(date, scale, seed, dns_port, smtp_port, workdir) -> None:
+    """Serve the lab's DNS and SMTP until SIGTERM or SIGINT; print one JSON line when ready."""
+    from survey_assets.lab.serve import Lab, LabError, info_line
+
+    settings = Settings.from_env()
+    lab_ = Lab(
+        seed=seed,
+        scale=scale,
+        date=date,
+        workdir=workdir or settings.data_dir / "lab",
+        dns_port=dns_port or settings.lab_dns_port,
+        smtp_port=smtp_port or settings.lab_smtp_port,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        lab_.start()
+    except LabError as exc:
+        click.echo(f"survey lab serve: {exc}", err=True)
+        sys.exit(1)
+    try:
+        click.echo(info_line(lab_))
+        sys.stdout.flush()
+        stop.wait()
+    finally:
+        lab_.stop()
+
+
+@lab.command()
+@date_option
+@scale_option
+@seed_option
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def zonefiles(date, scale, seed, out) -> None:
+    """Write the date's zone lists as downloads look: CZDS files and a name list."""
+    from survey_assets.lab.zonefiles import write_zonefiles
+
+    written = write_zonefiles(W.World(seed, scale, date), out)
+    click.echo(json.dumps({"out": str(out), "files": written}, sort_keys=True))
+
+
+@lab.command()
+@date_option
+@scale_option
+@seed_option
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def truth(date, scale, seed, out) -> None:
+    """Write the date's ground truth as JSON lines."""
+    from survey_assets.lab.truth import write_truth
+
+    rows = write_truth(W.World(seed, scale, date), out)
+    click.echo(json.dumps({"out": str(out), "rows": rows}))
+
+
+@main.command()
+@click.option("--days", type=int, default=14, show_default=True, help="length of the window")
+@click.option("--start", callback=_date, default=W.LAB_EPOCH.isoformat(), show_default=True)
+@scale_option
+def demo(days: int, start: dt.date, scale: str) -> None:
+    """Run the survey end to end on the lab over a window of days."""
+    from survey_assets.demo import run_demo
+
+    run_demo(Settings.from_env(), start=start, days=days, scale=scale)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""`make demo`: the lab on loopback and the survey's assets over a window of days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+
+import click
+
+from survey_assets.settings import PROJECT_ROOT, Settings
+
+
+def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> None:
+    if days < 1:
+        raise click.BadParameter(f"--days {days}: the window needs at least one day")
+    settings = Settings(**{**settings.__dict__, "lab_scale": scale, "mode": "lab"})
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+
+    import dagster as dg
+
+    from survey_assets import defs as defs_package
+    from survey_assets.defs.resources import resources_for
+    from survey_assets.lab.serve import Lab
+
+    definitions = dg.Definitions.merge(
+        dg.load_defs(defs_package), dg.Definitions(resources=resources_for(settings))
+    )
+    job = definitions.resolve_implicit_global_asset_job_def()
+    instance = dg.DagsterInstance.get()
+    dates = [start + dt.timedelta(days=i) for i in range(days)]
+    click.echo(f"lab: seed {settings.lab_seed}, scale {scale}, {dates[0]} .. {dates[-1]}")
+    with Lab(
+        seed=settings.lab_seed,
+        scale=scale,
+        date=dates[0],
+        workdir=settings.lab_dir,
+        dns_port=settings.lab_dns_port,
+        smtp_port=settings.lab_smtp_port,
+    ) as lab:
+        click.echo(
+            f"lab serving: resolver {lab.info.resolver}@{lab.info.dns_port}, SMTP port {lab.info.smtp_port}"
+        )
+        for date in dates:
+            began = time.monotonic()
+            lab.set_date(date)
+            result = job.execute_in_process(
+                partition_key=date.isoformat(),
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+            status = "ok" if result.success else "FAILED"
+            click.echo(
+                f"  {date}: run {result.run_id[:8]} {status} ({time.monotonic() - began:.1f} s)"
+            )
+            if not result.success:
+                raise click.ClickException(f"the run for {date} failed; see `make ui`")
+    click.echo("")
+    click.echo("results:")
+    click.echo(f"  lake (Parquet):    {settings.lake_dir}")
+    click.echo(f"  zone downloads:    {settings.data_dir / 'downloads'}")
+    click.echo(f"  lab ground truth:  {settings.lab_dir / 'truth'}")
+    click.echo(f"  run history:       make ui  (dagster dev, DAGSTER_HOME={home})")
