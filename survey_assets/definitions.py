@@ -2,11 +2,16 @@
 
 import dagster as dg
 
-from survey_assets import defs as defs_package
 from survey_assets.defs.resources import resources_for
-from survey_assets.settings import Settings
+from survey_assets.settings import PROJECT_ROOT, Settings
 
-defs = dg.Definitions.merge(
-    dg.load_defs(defs_package),
-    dg.Definitions(resources=resources_for(Settings.from_env())),
-)
+
+def build(settings: Settings) -> dg.Definitions:
+    """The survey's definitions for a given settings switch (tests and the demo pass their own)."""
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(project_root=PROJECT_ROOT),
+        dg.Definitions(resources=resources_for(settings)),
+    )
+
+
+defs = build(Settings.from_env())

@@ -24,14 +24,10 @@ def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> No
 
     import dagster as dg
 
-    from survey_assets import defs as defs_package
-    from survey_assets.defs.resources import resources_for
+    from survey_assets.definitions import build
     from survey_assets.lab.serve import Lab
 
-    definitions = dg.Definitions.merge(
-        dg.load_defs(defs_package), dg.Definitions(resources=resources_for(settings))
-    )
-    job = definitions.resolve_implicit_global_asset_job_def()
+    job = build(settings).resolve_implicit_global_asset_job_def()
     instance = dg.DagsterInstance.get()
     dates = [start + dt.timedelta(days=i) for i in range(days)]
     click.echo(f"lab: seed {settings.lab_seed}, scale {scale}, {dates[0]} .. {dates[-1]}")
