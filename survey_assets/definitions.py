@@ -9,7 +9,7 @@ from survey_assets.settings import PROJECT_ROOT, Settings
 def build(settings: Settings) -> dg.Definitions:
     """The survey's definitions for a given settings switch (tests and the demo pass their own)."""
     return dg.Definitions.merge(
-        dg.load_from_defs_folder(project_root=PROJECT_ROOT),
+        dg.load_from_defs_folder(path_within_project=PROJECT_ROOT / "survey_assets"),
         dg.Definitions(resources=resources_for(settings)),
     )
 

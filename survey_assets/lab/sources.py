@@ -47,7 +47,12 @@ LAB_SOURCES: tuple[LabSource, ...] = (
     LabSource("open-axfr", "axfr", tuple(t.label for t in TLDS if t.source == "axfr"), 1),
     LabSource("passive-dns", "list", ("lab-cc", "lab-vast"), Day.LIST_CADENCE, Day.LIST_IMPORT),
 )
-SAMPLE_RATE = 0.1  # share of lab-vast names that the passive-DNS list also carries
+SAMPLE_RATE = 0.1
+STALE_LIST_NAMES = (
+    "retired-a.lab-cc",
+    "retired-b.lab-cc",
+    "retired-c.lab-vast",
+)  # share of lab-vast names that the passive-DNS list also carries
 
 
 def delegations(w: World, tld_label: str) -> Iterator[dns.name.Name]:
@@ -72,6 +77,7 @@ def list_lines(w: World) -> list[str]:
     for index, label in w.domain_names(vast):
         if unit(w.seed, "listed", index) < SAMPLE_RATE:
             lines.append(dns.name.Name((label, b"lab-vast", b"")).to_text(omit_final_dot=True))
+    lines.extend(STALE_LIST_NAMES)  # passive DNS remembers names that are gone: NXDOMAIN
     lines.extend(INVALID_LIST_LINES)
     return lines
 

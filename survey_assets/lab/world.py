@@ -391,8 +391,10 @@ class World:
     def index_range(self, tld: Tld) -> range:
         """Every index that exists on some day up to this one (births come after the base)."""
         base = self.base_count(tld)
-        born_per_day = math.ceil(base * tld.birth_rate)
-        return range(base + born_per_day * max(self.day, 0))
+        return range(base + self.born_per_day(tld) * max(self.day, 0))
+
+    def born_per_day(self, tld: Tld) -> int:
+        return round(self.base_count(tld) * tld.birth_rate)
 
     def showcase_count(self, tld: Tld) -> int:
         if tld.label in ("lab-secure", "lab-open"):
@@ -403,7 +405,7 @@ class World:
         base = self.base_count(tld)
         if index < base:
             return None  # there since before the epoch
-        return 1 + (index - base) // max(1, math.ceil(base * tld.birth_rate))
+        return 1 + (index - base) // max(1, self.born_per_day(tld))
 
     def died_day(self, tld: Tld, index: int) -> int | None:
         if index < self.showcase_count(tld) or tld.death_rate == 0:
