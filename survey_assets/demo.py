@@ -38,6 +38,7 @@ def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> No
         workdir=settings.lab_dir,
         dns_port=settings.lab_dns_port,
         smtp_port=settings.lab_smtp_port,
+        write_zones=False,  # the zone_downloads asset writes them, as a registry would
     ) as lab:
         click.echo(
             f"lab serving: resolver {lab.info.resolver}@{lab.info.dns_port}, SMTP port {lab.info.smtp_port}"

@@ -378,6 +378,40 @@ def test_healthy_servers_echo_the_do_bit(lab: Lab) -> None:
     assert r.ednsflags & dns.flags.DO
 
 
+HEALTHY = [
+    ("root", W.ROOT_SERVERS["a.root.nic.lab-net."], "."),
+    ("tld", TLD_SERVER, "lab-secure."),
+    ("dnshost", "127.53.2.1", None),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lab bug: a query with EDNS version 1 is answered NOERROR with version 0; "
+    "RFC 6891 §6.1.3 requires BADVERS (extended RCODE 16) from a version-0 server",
+)
+@pytest.mark.parametrize(("address", "zone"), [h[1:] for h in HEALTHY], ids=[h[0] for h in HEALTHY])
+def test_healthy_servers_reject_unknown_edns_versions(lab: Lab, address: str, zone) -> None:
+    zone = zone or served_domain("dnshost").name
+    r = udp(lab, dns.message.make_query(zone, T.SOA, use_edns=1), address)
+    assert r.rcode() == dns.rcode.BADVERS and r.edns == 0, r.to_text()
+    assert r.answer == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lab bug: the servers ignore the question's class: a CH-class SOA question is "
+    "answered with the zone's IN SOA record (a server should answer REFUSED/NOTIMP or NODATA)",
+)
+@pytest.mark.parametrize(("address", "zone"), [h[1:] for h in HEALTHY], ids=[h[0] for h in HEALTHY])
+def test_answers_never_mix_classes(lab: Lab, address: str, zone) -> None:
+    zone = zone or served_domain("dnshost").name
+    q = dns.message.make_query(zone, T.SOA, rdclass=dns.rdataclass.CH)
+    r = udp(lab, q, address)
+    classes = {rrset.rdclass for rrset in r.answer}
+    assert classes <= {dns.rdataclass.CH}, r.to_text()
+
+
 # --- zone transfers ----------------------------------------------------------------------------------
 def transfer(lab: Lab, address: str, zone: str) -> list[dns.message.Message]:
     return list(
@@ -385,10 +419,28 @@ def transfer(lab: Lab, address: str, zone: str) -> list[dns.message.Message]:
     )
 
 
+def merged(rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+    """dnspython reads a transfer one record per RRset: put the RRsets back together."""
+    out: list[dns.rrset.RRset] = []
+    last = None
+    for rrset in rrsets:
+        if last is not None and (last.name, last.rdtype, last.covers) == (
+            rrset.name,
+            rrset.rdtype,
+            rrset.covers,
+        ):
+            last.union_update(rrset)
+            continue
+        last = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers)
+        last.update(rrset)
+        out.append(last)
+    return out
+
+
 @pytest.mark.parametrize("address", list(W.TLD_SERVERS.values()))
 def test_axfr_of_the_open_tld_is_the_whole_zone(lab: Lab, address: str) -> None:
     messages = transfer(lab, address, "lab-open.")
-    rrsets = [r for m in messages for r in m.answer]
+    rrsets = merged([r for m in messages for r in m.answer])
     origin = dns.name.from_text("lab-open.")
     first, last = rrsets[0], rrsets[-1]
     assert first.rdtype == T.SOA and first.name == origin
@@ -489,33 +541,35 @@ def test_resolver_servfail_with_ede_for_unreachable_domains(lab: Lab, fault: str
 
 # --- hostile input -----------------------------------------------------------------------------------
 HOSTILE_TARGETS = {
-    "resolver": RESOLVER,
-    "root": W.ROOT_SERVERS["a.root.nic.lab-net."],
-    "tld": TLD_SERVER,
-    "dnshost": "127.53.2.1",
-    "oldbind-no-edns": "127.53.2.9",
-    "strictfw-refused": "127.53.2.14",
-    "tinyudp-tcp-only": "127.53.2.17",
+    "resolver": (RESOLVER, lambda: "lab-secure."),
+    "root": (W.ROOT_SERVERS["a.root.nic.lab-net."], lambda: "."),
+    "tld": (TLD_SERVER, lambda: "lab-secure."),
+    "dnshost": ("127.53.2.1", lambda: served_domain("dnshost").name),
+    "oldbind-no-edns": ("127.53.2.9", lambda: served_domain("oldbind").name),
+    "strictfw-refused-unknown": ("127.53.2.14", lambda: served_domain("strictfw").name),
+    "tinyudp-tcp-only": ("127.53.2.17", lambda: served_domain("tinyudp").name),
 }
+RESPONSE_ID = 0x5151
 
 
 def garbage() -> list[bytes]:
-    rng = random.Random(8)
+    blob = bytearray(random.Random(8).randbytes(512))
+    blob[:2] = b"\x12\x34"
     qr = query("lab-secure.", T.SOA)
+    qr.id = RESPONSE_ID
     qr.flags |= dns.flags.QR
-    return [b"\x00\x01\x02", bytes(12), rng.randbytes(512), qr.to_wire()]
+    return [b"\x00\x01\x02", bytes(12), bytes(blob), qr.to_wire()]
 
 
 @pytest.mark.parametrize("target", HOSTILE_TARGETS)
 def test_malformed_input_never_kills_a_server(lab: Lab, target: str) -> None:
-    address = HOSTILE_TARGETS[target]
+    address, zone_of_target = HOSTILE_TARGETS[target]
+    zone = zone_of_target()
+    edns = target != "oldbind-no-edns"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.3)
         for blob in garbage():
             s.sendto(blob, (address, lab.dns_port))
-        # a message with QR set is a response: answering it would start a loop
-        qr = garbage()[-1]
-        s.sendto(qr, (address, lab.dns_port))
         replies = []
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
@@ -523,19 +577,19 @@ def test_malformed_input_never_kills_a_server(lab: Lab, target: str) -> None:
                 replies.append(s.recv(65535))
             except TimeoutError:
                 break
-        assert all(reply[2] & 0x80 for reply in replies)  # anything sent back is a response
-        assert not any(reply[:2] == qr[:2] for reply in replies), "answered a response"
+        assert all(len(reply) >= 12 and reply[2] & 0x80 for reply in replies)
+        # a message with QR set is a response: answering it would start a loop
+        ids = {int.from_bytes(reply[:2], "big") for reply in replies}
+        assert RESPONSE_ID not in ids, "answered a response"
     if target != "tinyudp-tcp-only":  # its UDP answers are always truncated; TCP below
-        ok = udp(lab, query("lab-secure.", T.SOA, edns=target != "oldbind-no-edns"), address)
-        assert ok.rcode() in (dns.rcode.NOERROR, dns.rcode.REFUSED)
+        ok = udp(lab, query(zone, T.SOA, edns=edns), address)
+        assert ok.rcode() == dns.rcode.NOERROR and find(ok.answer, zone, T.SOA) is not None
     # and the same over TCP, each blob framed as a message on one connection
-    if target == "oldbind-no-edns":
-        return
     with socket.create_connection((address, lab.dns_port), timeout=TIMEOUT) as s:
         for blob in garbage():
             s.sendall(struct.pack("!H", len(blob)) + blob)
-    ok = tcp(lab, query("lab-secure.", T.SOA), address)
-    assert ok.rcode() in (dns.rcode.NOERROR, dns.rcode.REFUSED)
+    ok = tcp(lab, query(zone, T.SOA, edns=edns), address)
+    assert ok.rcode() == dns.rcode.NOERROR and find(ok.answer, zone, T.SOA) is not None
 
 
 def test_truncated_tcp_length_prefix_does_not_kill_the_server(lab: Lab) -> None:

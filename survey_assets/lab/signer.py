@@ -133,6 +133,10 @@ class Signer:
         zone = self.zone
         return [n for n in zone.names() if not zone.occluded(n) and zone.node(n)]
 
+    @functools.cached_property
+    def _nsec_position(self) -> dict[dns.name.Name, int]:
+        return {name: i for i, name in enumerate(self.nsec_names)}
+
     def _types_at(self, name: dns.name.Name) -> list[int]:
         zone = self.zone
         node = zone.node(name) or {}
@@ -146,7 +150,7 @@ class Signer:
 
     def nsec_rrset(self, name: dns.name.Name) -> Proof:
         names = self.nsec_names
-        i = names.index(name)
+        i = self._nsec_position[name]
         nxt = names[(i + 1) % len(names)]
         types = sorted({*self._types_at(name), T.RRSIG, T.NSEC})
         rdata = dns.rdtypes.ANY.NSEC.NSEC(

@@ -201,9 +201,9 @@ class TldZone(Zone):
 
 
 # --- keys ------------------------------------------------------------------------------------------
-def _private_key(seed: int, label: str, algorithm: int) -> K.PrivateKey:
-    if algorithm == 8:
-        return K.rsa_key(seed, label)
+def _private_key(seed: int, label: str, algorithm: int, ksk: bool) -> K.PrivateKey:
+    if algorithm == 8:  # 2048-bit KSKs, 1024-bit ZSKs, as many RSA zones still run
+        return K.rsa_key(seed, label, 2048 if ksk else 1024)
     if algorithm == 13:
         return K.ec_key(seed, label, "p256")
     if algorithm == 14:
@@ -229,7 +229,7 @@ def zone_keys(seed: int, origin: str, algorithm: int, split: bool, revoked: bool
             dnskey = dns.rdata.from_text(IN, T.DNSKEY, text)
             result.append(ZoneKey(dnskey, None, ksk))
             continue
-        private = _private_key(seed, label, algorithm)
+        private = _private_key(seed, label, algorithm, ksk)
         dnskey = dns.dnssec.make_dnskey(private.public_key(), algorithm, flags)
         result.append(ZoneKey(dnskey, private, ksk))
     return result
