@@ -214,7 +214,7 @@ def domain_row(w: World, d: Domain, host_rows: dict[str, dict], sources: list[st
                 break
     return _row(
         "domain", d.name, tld=d.tld, dnssec=status, reasons=why, dane=dane, dane_reasons=dane_why,
-        rollover=state, rollover_reasons=state_why, signed=d.signed, notes=notes,
+        rollover=state, rollover_reasons=state_why, signed=d.signed, notes=notes, registrar=d.registrar,
         mx=[h for _, h in mx] if visible else [], sources=sorted(sources),
     )  # fmt: skip
 

@@ -62,7 +62,7 @@ class Tld:
     label: str
     share: float  # of the scale's domains
     signed_rate: float  # share of its domains that are signed
-    signed_rate_after_jump: float | None = None
+    jump_registrar: str | None = None  # this registrar signs all its domains here on Day.JUMP
     denial: str = "nsec"  # or "nsec3"
     nsec3_iterations: int = 0
     nsec3_salt: str = ""
@@ -80,7 +80,7 @@ class Tld:
 TLDS: tuple[Tld, ...] = (
     Tld("lab-vast", 0.38, 0.05, algorithm=8),
     Tld("lab-secure", 0.14, 0.95, algorithm=13),
-    Tld("lab-jump", 0.12, 0.10, signed_rate_after_jump=0.60, denial="nsec3", algorithm=13),
+    Tld("lab-jump", 0.12, 0.10, jump_registrar="signright", denial="nsec3", algorithm=13),
     Tld("lab-fade", 0.10, 0.30, death_rate=0.02, birth_rate=0.0, algorithm=8),
     Tld(
         "lab-optout",
@@ -98,6 +98,10 @@ TLDS: tuple[Tld, ...] = (
 INFRA_TLD = Tld("lab-net", 0.0, 1.0, algorithm=13)
 ALL_TLDS = {t.label: t for t in (*TLDS, INFRA_TLD)}
 ROOT_ALGORITHM = 8
+
+
+# Registrars: who registered a domain (not visible in DNS; the truth carries it for analyses).
+REGISTRARS = (("signright", 0.5), ("namebarn", 0.3), ("dotshop", 0.2))
 
 
 # --- providers -----------------------------------------------------------------------------------
@@ -274,6 +278,7 @@ class Domain:
     fault: str | None
     wildcard: bool
     denial: str  # nsec | nsec3
+    registrar: str = ""
     nsec3_iterations: int = 0
     nsec3_salt: str = ""
 
@@ -446,11 +451,10 @@ class World:
 
     def _make_domain(self, tld: Tld, i: int) -> Domain:
         seed, day = self.seed, self.day
-        u = unit(seed, "signed", tld.label, i)
-        rate = tld.signed_rate
-        if tld.signed_rate_after_jump is not None and day >= Day.JUMP:
-            rate = tld.signed_rate_after_jump
-        signed = u < rate
+        registrar = _pick(REGISTRARS, unit(seed, "registrar", tld.label, i))
+        signed = unit(seed, "signed", tld.label, i) < tld.signed_rate
+        if tld.jump_registrar == registrar and day >= Day.JUMP:
+            signed = True
         fault = None
         showcase = i < self.showcase_count(tld)
         mail, dns_provider = self._hosting(tld, i)
@@ -494,6 +498,7 @@ class World:
             fault=fault if signed else None,
             wildcard=unit(seed, "wildcard", tld.label, i) < 0.08,
             denial=denial,
+            registrar=registrar,
             nsec3_iterations=iterations,
             nsec3_salt=salt,
         )
