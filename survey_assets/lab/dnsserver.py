@@ -25,6 +25,7 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype as T
 import dns.rrset
 
@@ -35,7 +36,7 @@ from survey_assets.lab.zones import ROOT, TldZone, Zone
 # Types an old or firewalled server knows; others are "unknown" to the faulty ones.
 LEGACY_TYPES = {T.A, T.NS, T.SOA, T.MX, T.TXT, T.AAAA, T.CNAME, T.DS, T.DNSKEY, T.RRSIG, T.PTR}
 KNOWN_TYPES = LEGACY_TYPES | {T.NSEC, T.NSEC3, T.NSEC3PARAM, T.TLSA, T.ANY, T.CAA, T.SRV}
-AXFR_TLDS = {t.label for t in W.TLDS if t.source == "axfr"}
+AXFR_TLDS = {t.label.encode() for t in W.TLDS if t.source == "axfr"}
 CACHE_LIMIT = 500_000
 EDE_NO_REACHABLE_AUTHORITY = 22
 
@@ -132,6 +133,13 @@ class Responder:
         if query.opcode() != dns.opcode.QUERY:
             response.set_rcode(dns.rcode.NOTIMP)
             return response.to_wire()
+        if query.edns > 0:  # RFC 6891 §6.1.3: only version 0 exists
+            response.use_edns(0, 0, 1232)
+            response.set_rcode(dns.rcode.BADVERS)
+            return response.to_wire()
+        if question.rdclass != dns.rdataclass.IN:
+            response.set_rcode(dns.rcode.REFUSED)
+            return response.to_wire()
         if not tcp and fault in ("tcp_only", "tc_no_tcp"):
             response.flags |= dns.flags.TC
             return response.to_wire()
@@ -143,8 +151,8 @@ class Responder:
             response.set_rcode(dns.rcode.REFUSED)
             return response.to_wire()
         dnssec = bool(query.ednsflags & dns.flags.DO) and fault != "do_stripped"
-        if fault == "do_stripped" and response.edns >= 0:
-            response.ednsflags &= ~dns.flags.DO
+        if dnssec:
+            response.ednsflags |= dns.flags.DO  # RFC 3225: copied into the response
         if self.spec.role == "resolver":
             result = self._resolve(qname, qtype, dnssec, response)
             response.flags |= dns.flags.RA
@@ -215,9 +223,7 @@ class Responder:
         """The messages of a full zone transfer, or one REFUSED message."""
         query = dns.message.from_wire(wire)
         qname = query.question[0].name.canonicalize()
-        allowed = (
-            self.spec.role == "tld" and len(qname) == 2 and qname.labels[0].decode() in AXFR_TLDS
-        )
+        allowed = self.spec.role == "tld" and len(qname) == 2 and qname.labels[0] in AXFR_TLDS
         if not allowed:
             response = dns.message.make_response(query)
             response.set_rcode(dns.rcode.REFUSED)
