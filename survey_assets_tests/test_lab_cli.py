@@ -28,6 +28,7 @@ import pytest
 from survey_assets.lab import sources
 from survey_assets.lab import world as W
 from survey_assets.lab.dnsserver import server_specs
+from survey_assets_tests.conftest import free_port
 
 SURVEY = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "survey")
 RESOLVER = W.RESOLVER_ADDRESS
@@ -51,21 +52,6 @@ def run(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProce
     return subprocess.run(
         [SURVEY, *args], capture_output=True, text=True, timeout=timeout, env=env(tmp)
     )
-
-
-def free_port(address: str) -> int:
-    """A port free for both UDP and TCP on `address`."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((address, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((address, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError(f"no free port on {address}")
 
 
 def bindable(address: str, port: int) -> bool:

@@ -34,6 +34,7 @@ from survey_assets.lab import sources
 from survey_assets.lab import world as W
 from survey_assets.lab.serve import Lab
 from survey_assets.lab.truth import truth_rows
+from survey_assets_tests.conftest import free_port
 
 DATE = dt.date(2026, 11, 9)  # day 8
 WORLD = W.World(W.DEFAULT_SEED, "tiny", DATE)
@@ -49,19 +50,6 @@ TLD_SERVER = W.TLD_SERVERS["ns1.nic.lab-net."]
 
 
 # --- the lab ---------------------------------------------------------------------------------------
-def free_port(address: str) -> int:
-    """A port free for both UDP and TCP on `address`."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((address, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((address, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError(f"no free port on {address}")
 
 
 @pytest.fixture(scope="module")
