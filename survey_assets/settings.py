@@ -22,8 +22,10 @@ class Settings:
     lab_scale: str = "demo"
     lab_dns_port: int = 10053
     lab_smtp_port: int = 10025
-    # Production: where CZDS downloads land; a real deployment fills this folder.
+    # Where downloaded zone lists land (one folder per source, one per day inside it).
     downloads_dir: Path | None = None
+    # The zone-list sources; the lab's by default.
+    sources_file: Path = PROJECT_ROOT / "config" / "sources.lab.toml"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,6 +45,7 @@ class Settings:
             lab_dns_port=int(env.get("SURVEY_LAB_DNS_PORT", cls.lab_dns_port)),
             lab_smtp_port=int(env.get("SURVEY_LAB_SMTP_PORT", cls.lab_smtp_port)),
             downloads_dir=Path(downloads) if downloads else None,
+            sources_file=Path(env.get("SURVEY_SOURCES", cls.sources_file)),
         )
 
     @property

@@ -12,10 +12,15 @@ SOURCES_GROUP = "sources"
 
 # Asset keys.
 ZONE_DOWNLOADS = dg.AssetKey("zone_downloads")
+RAW_ZONE_LISTS = dg.AssetKey("raw_zone_lists")
+CANDIDATE_DOMAINS = dg.AssetKey("candidate_domains")
 LAB_TRUTH = dg.AssetKey("lab_truth")
 
 # Lake datasets (folder names under lake/).
 LAB_TRUTH_DATASET = "lab_truth"
+
+# Sensors.
+ZONE_FILES_SENSOR = "zone_files_sensor"
 
 # Pools: the warehouse file has one writer at a time.
 WAREHOUSE_POOL = "warehouse"

@@ -7,6 +7,7 @@ import dagster as dg
 
 from survey_assets.lab import world as W
 from survey_assets.settings import Settings
+from survey_assets.sources.config import SourcesConfig, load_sources
 
 
 class SurveySettings(dg.ConfigurableResource):
@@ -19,6 +20,7 @@ class SurveySettings(dg.ConfigurableResource):
     lab_dns_port: int = 10053
     lab_smtp_port: int = 10025
     downloads_dir: str | None = None
+    sources_file: str
 
     @property
     def lab(self) -> bool:
@@ -28,9 +30,30 @@ class SurveySettings(dg.ConfigurableResource):
     def lake(self) -> Path:
         return Path(self.data_dir) / "lake"
 
-    def downloads(self, date: dt.date) -> Path:
-        root = Path(self.downloads_dir) if self.downloads_dir else Path(self.data_dir) / "downloads"
-        return root / date.isoformat()
+    @property
+    def downloads(self) -> Path:
+        return Path(self.downloads_dir) if self.downloads_dir else Path(self.data_dir) / "downloads"
+
+    @property
+    def lab_tld_server(self) -> str:
+        return f"{W.TLD_SERVERS['ns1.nic.lab-net.']}@{self.lab_dns_port}"
+
+    def sources(self) -> SourcesConfig:
+        variables = {"downloads": str(self.downloads), "lab_tld_server": self.lab_tld_server}
+        return load_sources(Path(self.sources_file), variables)
+
+    def lab_serving(self, date: dt.date):
+        """A context in which the lab serves `date` (started here if nothing is listening)."""
+        from survey_assets.lab.serve import serving
+
+        return serving(
+            seed=self.lab_seed,
+            scale=self.lab_scale,
+            date=date,
+            workdir=Path(self.data_dir) / "lab",
+            dns_port=self.lab_dns_port,
+            smtp_port=self.lab_smtp_port,
+        )
 
     def world(self, date: dt.date) -> W.World:
         if not self.lab:
@@ -48,5 +71,6 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             lab_dns_port=settings.lab_dns_port,
             lab_smtp_port=settings.lab_smtp_port,
             downloads_dir=str(settings.downloads_dir) if settings.downloads_dir else None,
+            sources_file=str(settings.sources_file),
         )
     }

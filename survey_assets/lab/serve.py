@@ -233,3 +233,41 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def info_line(lab: Lab) -> str:
     return json.dumps(lab.info.as_json(), sort_keys=True)
+
+
+@contextlib.contextmanager
+def serving(*, seed: int, scale: str, date: dt.date, workdir: Path, dns_port: int, smtp_port: int):
+    """Make sure the lab serves `date` on these ports for the duration of the block.
+
+    A lab already listening (the demo's, or `survey lab serve`) is used when it serves the same
+    date; when nothing listens, one is started here and stopped afterwards.
+    """
+    served = served_date(dns_port)
+    if served == date:
+        yield None
+        return
+    if served is not None:
+        raise LabError(
+            f"the lab at {W.RESOLVER_ADDRESS}@{dns_port} serves {served}, not {date}: "
+            f"restart it with `survey lab serve --date {date}`"
+        )
+    with Lab(seed=seed, scale=scale, date=date, workdir=workdir, dns_port=dns_port,
+             smtp_port=smtp_port, write_zones=False) as lab:  # fmt: skip
+        yield lab
+
+
+def served_date(dns_port: int, timeout: float = 1.0) -> dt.date | None:
+    """The date the lab on this port serves (from the root's SOA serial), or None if none does."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    query = dns.message.make_query(".", "SOA")
+    try:
+        response = dns.query.udp(query, W.RESOLVER_ADDRESS, port=dns_port, timeout=timeout)
+    except (dns.exception.Timeout, OSError):
+        return None
+    for rrset in response.answer:
+        serial = str(rrset[0].serial)
+        return dt.date(int(serial[:4]), int(serial[4:6]), int(serial[6:8]))
+    return None

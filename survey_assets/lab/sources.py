@@ -2,7 +2,8 @@
 
 Like the real survey's inputs, sources differ in kind and cadence: CZDS zone files every day,
 a zone transfer of the open TLD every day, and a passive-DNS name list first published on
-`Day.LIST_IMPORT` and then weekly (an import spike, then steps). A date's candidates are the
+`Day.LIST_IMPORT` and then weekly (an import spike, then steps), and one registry's
+RFC 1035 master file. The survey reads them through `config/sources.lab.toml`. A date's candidates are the
 names of the newest publication of each source on or before that date.
 """
 
@@ -28,7 +29,7 @@ from survey_assets.lab.world import (
 @dataclass(frozen=True)
 class LabSource:
     name: str
-    kind: str  # czds | axfr | list
+    kind: str  # czds | zonefile | axfr | list
     tlds: tuple[str, ...]
     cadence_days: int
     first_day: int | None = None  # None: published since before the epoch
@@ -42,9 +43,14 @@ class LabSource:
         return day - (day - self.first_day) % self.cadence_days
 
 
+def _tlds(kind: str) -> tuple[str, ...]:
+    return tuple(t.label for t in (*TLDS, INFRA_TLD) if t.source == kind)
+
+
 LAB_SOURCES: tuple[LabSource, ...] = (
-    LabSource("czds", "czds", tuple(t.label for t in (*TLDS, INFRA_TLD) if t.source == "czds"), 1),
-    LabSource("open-axfr", "axfr", tuple(t.label for t in TLDS if t.source == "axfr"), 1),
+    LabSource("czds", "czds", _tlds("czds"), 1),
+    LabSource("registry-files", "zonefile", _tlds("zonefile"), 1),
+    LabSource("open-axfr", "axfr", _tlds("axfr"), 1),
     LabSource("passive-dns", "list", ("lab-cc", "lab-vast"), Day.LIST_CADENCE, Day.LIST_IMPORT),
 )
 SAMPLE_RATE = 0.1

@@ -69,7 +69,7 @@ class Tld:
     nsec3_optout: bool = False
     death_rate: float = 0.002  # per day
     birth_rate: float = 0.002  # per day, of the base count
-    source: str = "czds"  # czds | axfr | list
+    source: str = "czds"  # how the survey gets its names: czds | zonefile | axfr | list
     algorithm: int = 13
 
     @property
@@ -91,6 +91,7 @@ TLDS: tuple[Tld, ...] = (
         nsec3_salt="c0ffee",
         nsec3_optout=True,
         algorithm=8,
+        source="zonefile",
     ),
     Tld("lab-open", 0.10, 0.50, source="axfr", algorithm=15),
     Tld("lab-cc", 0.06, 0.30, source="list", algorithm=13),

@@ -1,4 +1,4 @@
-"""Zone lists as real downloads look: CZDS zone files and a passive-DNS name list.
+"""Zone lists as real downloads look: CZDS files, a registry's master file, a name list.
 
 CZDS files hold one record per line, tab-separated (`owner TTL class type rdata`), absolute
 names, gzipped, DNSSEC records mixed in. Two registries' quirks are copied: lab-jump pads owner
@@ -59,20 +59,35 @@ def write_czds(data: LabData, tld: str, path: Path) -> int:
     return count
 
 
-def write_zonefiles(w: World, out: Path) -> dict[str, int]:
-    """Write the date's CZDS files and, on its publication days, the name list."""
-    out.mkdir(parents=True, exist_ok=True)
+def write_source(w: World, source: S.LabSource, folder: Path) -> dict[str, int]:
+    """Write what one file source publishes on the world's date (nothing on other days)."""
+    if source.kind == "axfr" or source.published_day(w.day) != w.day:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
     data = LabData(w)
     written: dict[str, int] = {}
+    if source.kind == "czds":
+        for tld in source.tlds:
+            written[czds_file_name(tld)] = write_czds(data, tld, folder / czds_file_name(tld))
+    elif source.kind == "zonefile":
+        from survey_assets.lab.masterfiles import write_masterfile
+
+        for tld in source.tlds:
+            name = f"{tld}.zone.gz"
+            written[name] = write_masterfile(data, tld, folder / name)
+    elif source.kind == "list":
+        lines = S.list_lines(w)
+        tmp = folder / (LIST_FILE + ".tmp")
+        tmp.write_text("".join(f"{line}\n" for line in lines))
+        tmp.replace(folder / LIST_FILE)
+        written[LIST_FILE] = len(lines)
+    return written
+
+
+def write_zonefiles(w: World, out: Path) -> dict[str, int]:
+    """Write every file source's publication of the date, one folder per source."""
+    written = {}
     for source in S.LAB_SOURCES:
-        if source.kind == "czds":
-            for tld in source.tlds:
-                name = czds_file_name(tld)
-                written[name] = write_czds(data, tld, out / name)
-        elif source.kind == "list" and source.published_day(w.day) == w.day:
-            lines = S.list_lines(w)
-            tmp = out / (LIST_FILE + ".tmp")
-            tmp.write_text("".join(f"{line}\n" for line in lines))
-            tmp.replace(out / LIST_FILE)
-            written[LIST_FILE] = len(lines)
+        for name, count in write_source(w, source, out / source.name).items():
+            written[f"{source.name}/{name}"] = count
     return written

@@ -1,41 +1,142 @@
-"""Source assets: the zone lists as they arrive from registries and list providers."""
+"""Source assets: zone lists as they arrive, imported into the lake, and the day's candidates."""
 
 import datetime as dt
 
 import dagster as dg
 
-from survey_assets.defs.constants import DAILY, SOURCES_GROUP, ZONE_DOWNLOADS
-from survey_assets.defs.resources import SurveySettings
-from survey_assets.lab.zonefiles import write_zonefiles
-
-
-@dg.asset(
-    key=ZONE_DOWNLOADS,
-    partitions_def=DAILY,
-    group_name=SOURCES_GROUP,
-    kinds={"file"},
+from survey_assets.defs.constants import (
+    CANDIDATE_DOMAINS,
+    DAILY,
+    RAW_ZONE_LISTS,
+    SOURCES_GROUP,
+    ZONE_DOWNLOADS,
 )
+from survey_assets.defs.resources import SurveySettings
+from survey_assets.lab.sources import LAB_SOURCES
+from survey_assets.lab.zonefiles import write_source
+from survey_assets.sources import candidates as C
+from survey_assets.sources.importer import RAW_DATASET, import_day
+
+
+def _date(context: dg.AssetExecutionContext) -> dt.date:
+    return dt.date.fromisoformat(context.partition_key)
+
+
+@dg.asset(key=ZONE_DOWNLOADS, partitions_def=DAILY, group_name=SOURCES_GROUP, kinds={"file"})
 def zone_downloads(
     context: dg.AssetExecutionContext, survey: SurveySettings
 ) -> dg.MaterializeResult:
-    """The day's downloaded zone lists: CZDS zone files (gzipped) and passive-DNS name lists.
-
-    In the lab they are written by the lab's registries; in production a download job fills the
-    folder and this asset records what arrived.
-    """
-    date = dt.date.fromisoformat(context.partition_key)
-    folder = survey.downloads(date)
-    if survey.lab:
-        written = write_zonefiles(survey.world(date), folder)
-    elif folder.is_dir():
-        written = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
-    else:
-        raise FileNotFoundError(f"no downloads for {date.isoformat()}: {folder} does not exist")
-    table = "\n".join(f"| {name} | {count} |" for name, count in written.items())
+    """The day's downloaded zone lists, one folder per file source: CZDS zone files, registry
+    master files and passive-DNS name lists. In the lab, the lab's registries publish them; in
+    production a download job fills the folders and this asset records what arrived."""
+    date = _date(context)
+    lab_sources = {s.name: s for s in LAB_SOURCES}
+    rows = []
+    for source in survey.sources().sources:
+        if not source.is_file_source:
+            continue
+        folder = source.folder(date)
+        if survey.lab and source.name in lab_sources:
+            write_source(survey.world(date), lab_sources[source.name], folder)
+        files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
+        rows += [(source.name, p.name, p.stat().st_size) for p in files]
+    table = "\n".join(f"| {s} | {f} | {n:,} |" for s, f, n in rows)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(folder)),
-            "files": len(written),
-            "lines": dg.MetadataValue.md("| file | lines |\n|---|---|\n" + table),
+            "path": dg.MetadataValue.path(str(survey.downloads)),
+            "files": len(rows),
+            "downloads": dg.MetadataValue.md("| source | file | bytes |\n|---|---|---|\n" + table),
+        }
+    )
+
+
+@dg.asset(
+    key=RAW_ZONE_LISTS,
+    deps=[ZONE_DOWNLOADS],
+    partitions_def=DAILY,
+    group_name=SOURCES_GROUP,
+    kinds={"parquet", "polars"},
+)
+def raw_zone_lists(
+    context: dg.AssetExecutionContext, survey: SurveySettings
+) -> dg.MaterializeResult:
+    """Every record that delegates (NS, DS, glue A/AAAA, SOA) from each source's zone lists of
+    the day, with provenance per file or transferred zone: checksum, lines, records, and each
+    class of bad line with a count and samples. A damaged file is reported and skipped; the
+    day's other files are imported, and the candidates fall back to that file's last good copy."""
+    date = _date(context)
+    config = survey.sources()
+    now = dt.datetime.now(dt.UTC)
+    if survey.lab and any(s.kind == "axfr" for s in config.sources):
+        with survey.lab_serving(date):
+            results = import_day(config, date, survey.lake, now)
+    else:
+        results = import_day(config, date, survey.lake, now)
+    failed = [r for r in results if r.status != "ok"]
+    for r in failed:
+        context.log.error(f"{r.source}: {r.error}")
+    table = "\n".join(
+        f"| {r.source} | {r.feed} | {r.status} | {r.stats.lines:,} | {r.stats.records:,} | "
+        f"{sum(r.stats.bad.values()):,} | {r.seconds:.1f} |"
+        for r in results
+    )
+    bad = {f"{r.source}/{r.feed}": r.stats.as_metadata()["bad"] for r in results if r.stats.bad}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(r.stats.records for r in results),
+            "path": dg.MetadataValue.path(str(survey.lake / RAW_DATASET / f"date={date}")),
+            "feeds": len(results),
+            "failed_feeds": dg.MetadataValue.json(
+                [{"feed": f"{r.source}/{r.feed}", "error": r.error} for r in failed]
+            ),
+            "imports": dg.MetadataValue.md(
+                "| source | feed | status | lines | records | bad lines | seconds |\n|---|---|---|---|---|---|---|\n"
+                + table
+            ),
+            "bad_lines": dg.MetadataValue.json(bad),
+        }
+    )
+
+
+@dg.asset(
+    key=CANDIDATE_DOMAINS,
+    deps=[RAW_ZONE_LISTS],
+    partitions_def=DAILY,
+    group_name=SOURCES_GROUP,
+    kinds={"parquet", "duckdb"},
+)
+def candidate_domains(
+    context: dg.AssetExecutionContext, survey: SurveySettings
+) -> dg.MaterializeResult:
+    """The day's candidate domains: every name delegated directly below a public suffix, with its
+    NS set, DS set and glue from the delegating zone, and per source the first and last day it
+    listed the name. Uses each source's newest import on or before the day."""
+    date = _date(context)
+    config = survey.sources()
+    con = C.connect(config.extra_suffixes)
+    report = C.build_candidates(con, survey.lake, date)
+    suffix_table = "\n".join(f"| {k} | {v:,} |" for k, v in list(report.per_suffix.items())[:30])
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": report.rows,
+            "path": dg.MetadataValue.path(str(report.path)),
+            "per_suffix": dg.MetadataValue.md(
+                "| suffix | candidates |\n|---|---|\n" + suffix_table
+            ),
+            "per_source": dg.MetadataValue.json(report.per_source),
+            "added": report.added,
+            "removed": report.removed,
+            "added_sample": dg.MetadataValue.json(report.added_sample),
+            "removed_sample": dg.MetadataValue.json(
+                [{"name": n, "last_seen": s} for n, s in report.removed_sample]
+            ),
+            "anomalies": dg.MetadataValue.json(report.anomalies),
+            "feeds_used": dg.MetadataValue.md(
+                "| source | zone | imported |\n|---|---|---|\n"
+                + "\n".join(
+                    f"| {f['source']} | {f['zone'] or '(list)'} | {f['imported']} |"
+                    for f in report.feeds
+                )
+            ),
         }
     )
