@@ -29,13 +29,17 @@ def test_definitions_load():
 def test_materialize_one_lab_day(tmp_path):
     settings = Settings(data_dir=tmp_path, lab_scale="tiny")
     date = dt.date(2026, 11, 6)  # the name list's first publication day
-    job = build(settings).resolve_implicit_global_asset_job_def()
+    job = build(settings).resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={ZONE_DOWNLOADS, LAB_TRUTH}
+    )
     result = job.execute_in_process(
         partition_key=date.isoformat(), instance=dg.DagsterInstance.ephemeral()
     )
     assert result.success
-    downloads = sorted(p.name for p in (tmp_path / "downloads" / date.isoformat()).iterdir())
-    assert "passive-dns.txt" in downloads and "lab-secure.txt.gz" in downloads
+    downloads = tmp_path / "downloads"
+    assert (downloads / "passive-dns" / date.isoformat() / "passive-dns.txt").exists()
+    assert (downloads / "czds" / date.isoformat() / "lab-secure.txt.gz").exists()
+    assert (downloads / "registry-files" / date.isoformat() / "lab-optout.zone.gz").exists()
     lake = pl.read_parquet(tmp_path / "lake" / "lab_truth" / f"date={date}" / "*.parquet")
     expected = list(truth_rows(W.World(1, "tiny", date)))
     assert lake.height == len(expected)

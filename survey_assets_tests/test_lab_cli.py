@@ -283,16 +283,17 @@ def test_zonefiles_are_reproducible_czds_files(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         reports.append(json.loads(done.stdout))
     assert reports[0]["files"] == reports[1]["files"]
-    names = sorted(p.name for p in outs[0].iterdir())
-    assert names == sorted(p.name for p in outs[1].iterdir())
+    names = sorted(str(p.relative_to(outs[0])) for p in outs[0].rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(outs[1])) for p in outs[1].rglob("*") if p.is_file())
     assert names == sorted(reports[0]["files"]), "the report lists exactly the files written"
     czds = {t.label for t in (*W.TLDS, W.INFRA_TLD) if t.source == "czds"}
-    assert {n for n in names if n.endswith(".txt.gz")} == {f"{t}.txt.gz" for t in czds}
-    assert "passive-dns.txt" in names  # published on this date
+    assert {n for n in names if n.endswith(".txt.gz")} == {f"czds/{t}.txt.gz" for t in czds}
+    assert "passive-dns/passive-dns.txt" in names  # published on this date
+    assert "registry-files/lab-optout.zone.gz" in names
     for name in names:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     for tld in sorted(czds):
-        czds_checks(outs[0] / f"{tld}.txt.gz", tld)
+        czds_checks(outs[0] / "czds" / f"{tld}.txt.gz", tld)
 
 
 def test_truth_writes_json_lines(tmp_path: Path) -> None:

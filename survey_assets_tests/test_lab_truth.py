@@ -7,6 +7,7 @@ import gzip
 from collections import Counter
 
 import dns.name
+import dns.zone
 import pytest
 
 from survey_assets import reasons as R
@@ -24,17 +25,28 @@ def window():
 
 
 def _delegations_in_files(folder) -> set[dns.name.Name]:
-    """Second-level names with NS records in the CZDS files, and valid names of the list."""
+    """Second-level names with NS records in the CZDS and master files, and the list's names.
+
+    The master file is read with dnspython's own zone parser, not the survey's reader.
+    """
     names = set()
-    for path in folder.glob("*.txt.gz"):
+    for path in folder.glob("czds/*.txt.gz"):
         with gzip.open(path, "rt") as lines:
             for line in lines:
                 owner, _ttl, _cls, rtype, _ = line.split("\t", 4)
                 name = dns.name.from_text(owner.strip())
                 if rtype == "ns" and len(name) == 3:
                     names.add(name.canonicalize())
-    if (folder / LIST_FILE).exists():
-        for line in (folder / LIST_FILE).read_text().splitlines():
+    for path in folder.glob("registry-files/*.zone.gz"):
+        with gzip.open(path, "rt") as f:
+            zone = dns.zone.from_file(f, relativize=False, check_origin=False)
+        names |= {
+            n.canonicalize()
+            for n, node in zone.nodes.items()
+            if len(n) == 3 and node.get_rdataset(1, 2)
+        }
+    for path in folder.glob(f"passive-dns/{LIST_FILE}"):
+        for line in path.read_text().splitlines():
             with contextlib.suppress(dns.exception.DNSException):
                 names.add(dns.name.from_text(line).canonicalize())
     return names
@@ -48,7 +60,11 @@ def test_domain_rows_are_the_candidates_of_the_files(tmp_path, day):
     published = W.date_of(W.Day.LIST_IMPORT)
     write_zonefiles(w, tmp_path / "today")
     write_zonefiles(W.World(1, "tiny", published), tmp_path / "list")
-    (tmp_path / "list" / "lab-secure.txt.gz").unlink()  # only the list is taken from that day
+    for path in [
+        *(tmp_path / "list").glob("czds/*"),
+        *(tmp_path / "list").glob("registry-files/*"),
+    ]:
+        path.unlink()  # only the list is taken from that day
     expected = _delegations_in_files(tmp_path / "today")
     expected |= (
         {

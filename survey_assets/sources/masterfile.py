@@ -44,6 +44,25 @@ KEPT = frozenset(KEPT_TYPES)
 PARSE_ERRORS = (dns.exception.DNSException, ValueError, UnicodeError)
 
 
+# The plain line's fast path: no quotes, escapes, parentheses, comments or odd characters.
+_SPECIAL = re.compile(r'[\x00-\x08\x0a-\x1f"();\\\x7f-\U0010ffff]')
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_*-]+(?:\.[A-Za-z0-9_*-]+)*\.?")
+_TYPES = {
+    t.name: (t, t.name.lower())
+    for t in dns.rdatatype.RdataType
+    if not t.name.startswith("TYPE") and not dns.rdatatype.is_metatype(t)
+}
+_SLOW = object()  # the fast path's answer: "use the tokenizer"
+_BAD_NAME = "\x00bad"  # the last owner was not a DNS name
+
+
+def _fits(name: str) -> bool:
+    """A plain name's label and total lengths are within RFC 1035's limits."""
+    if len(name) > 253 + name.endswith("."):
+        return False
+    return len(name) <= 63 or all(len(label) <= 63 for label in name.split("."))
+
+
 class _NotARecord(Exception):
     """An entry that is not `owner [ttl] [class] type rdata` nor a known directive."""
 
@@ -83,7 +102,8 @@ class _Reader:
         self.zone = dns.name.from_text(zone).canonicalize()
         self.zone_text = self.zone.to_text()
         self.origin = self.zone  # RFC 1035 §5.1: the zone's name until an $ORIGIN
-        self.last_owner: dns.name.Name | None = None
+        self.origin_text = self.zone_text
+        self.last_owner: str | None = None  # absolute presentation text, or _BAD_NAME
         self.soa_seen = False
 
     # --- physical lines and entries --------------------------------------------------------------
@@ -139,17 +159,80 @@ class _Reader:
     def records(self) -> Iterator[tuple[str, str, str]]:
         for text in self._entries():
             try:
-                record = self._record(text)
-            except _NotARecord:
-                self.stats.reject("not_a_record", [_sample(text)])
-                continue
-            except PARSE_ERRORS:
+                record = self._simple(text)
+                if record is _SLOW:
+                    record = self._record(text)
+            except (_NotARecord, *PARSE_ERRORS):
                 self.stats.reject("not_a_record", [_sample(text)])
                 continue
             if record is not None:
                 yield record
 
+    def _simple(self, line: str):
+        """The common line without quotes, escapes, parentheses or comments, split in Python.
+
+        Gives what `_record` gives for such a line, or `_SLOW` for anything less plain.
+        """
+        body = line.rstrip("\n")
+        if _SPECIAL.search(body):
+            return _SLOW
+        words = body.split()
+        if not words:
+            self.stats.blank += 1
+            return None
+        if body[0] in " \t":
+            owner = self.last_owner
+            if owner is None or owner is _BAD_NAME:
+                return _SLOW
+            rest = words
+        else:
+            word = words[0]
+            if word == "@":
+                owner = self.origin_text
+            elif _PLAIN_NAME.fullmatch(word):
+                owner = word if word.endswith(".") else self._absolute(word)
+            else:
+                return _SLOW
+            self.last_owner = owner
+            rest = words[1:]
+        i, ttl_seen, class_seen = 0, False, False
+        while i < len(rest):
+            word = rest[i]
+            if not ttl_seen and word.isdigit() and int(word) <= dns.ttl.MAX_TTL:
+                ttl_seen = True
+            elif not class_seen and word.upper() == "IN":
+                class_seen = True
+            else:
+                break
+            i += 1
+        if i == len(rest):
+            raise _NotARecord
+        found = _TYPES.get(rest[i].upper())
+        if found is None:
+            return _SLOW  # another class, a bad TTL, TYPEnnn or an unknown type
+        rdtype, mnemonic = found
+        if mnemonic not in KEPT:
+            return owner, mnemonic, ""
+        if rdtype == dns.rdatatype.NS and i + 2 == len(rest):
+            target = rest[i + 1]
+            if target == "@":
+                return owner, mnemonic, self.origin_text
+            if _PLAIN_NAME.fullmatch(target) and _fits(target):
+                absolute = target if target.endswith(".") else self._absolute(target)
+                if _fits(absolute):
+                    return owner, mnemonic, absolute
+            return _SLOW
+        text = " ".join(rest[i + 1 :])
+        rdata = dns.rdata.from_text(IN, rdtype, text, origin=self.origin, relativize=False)
+        if rdtype == dns.rdatatype.SOA:
+            self._check_soa(dns.name.from_text(owner))
+        return owner, mnemonic, rdata.to_text()
+
+    def _absolute(self, relative: str) -> str:
+        return relative + "." + self.origin_text if self.origin_text != "." else relative + "."
+
     def _record(self, text: str) -> tuple[str, str, str] | None:
+        """Any entry, through dnspython's tokenizer."""
         tok = dns.tokenizer.Tokenizer(text, filename=str(self.path))
         token = tok.get(want_leading=True)
         if token.is_whitespace():  # a blank owner: the previous one
@@ -159,7 +242,10 @@ class _Reader:
                 return None
             if self.last_owner is None:
                 raise _NotARecord
-            owner = self.last_owner
+            if self.last_owner is _BAD_NAME:
+                self.stats.reject("bad_name", [_sample(text)])
+                return None
+            owner = dns.name.from_text(self.last_owner)
         elif token.is_eol_or_eof():  # an empty or comment-only line
             self.stats.blank += 1
             return None
@@ -173,8 +259,9 @@ class _Reader:
                 owner = dns.name.from_text(token.value, self.origin)
             except PARSE_ERRORS:
                 self.stats.reject("bad_name", [_sample(text)])
+                self.last_owner = _BAD_NAME
                 return None
-            self.last_owner = owner
+            self.last_owner = owner.to_text()
             token = tok.get()
 
         # [ttl] [class] or [class] [ttl], then the type.
@@ -214,7 +301,7 @@ class _Reader:
         if word == "$ORIGIN":
             origin = dns.name.from_text(tok.get_identifier(), self.origin)
             tok.get_eol()
-            self.origin = origin
+            self.origin, self.origin_text = origin, origin.to_text()
         elif word == "$TTL":
             dns.ttl.from_text(tok.get_identifier())
             tok.get_eol()
