@@ -29,8 +29,10 @@ def test_definitions_load():
 def test_materialize_one_lab_day(tmp_path):
     settings = Settings(data_dir=tmp_path, lab_scale="tiny")
     date = dt.date(2026, 11, 6)  # the name list's first publication day
-    job = build(settings).resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={ZONE_DOWNLOADS, LAB_TRUTH}
+    job = (
+        build(settings)
+        .resolve_implicit_global_asset_job_def()
+        .get_subset(asset_selection={ZONE_DOWNLOADS, LAB_TRUTH})
     )
     result = job.execute_in_process(
         partition_key=date.isoformat(), instance=dg.DagsterInstance.ephemeral()

@@ -73,11 +73,16 @@ def test_import_spike_is_explained_by_first_seen(lake_days):
     before, after = _candidates(root, spike - dt.timedelta(days=1)), _candidates(root, spike)
     assert after.height > before.height * 1.05
     new = after.join(before.select("name"), on="name", how="anti")
-    first = new.explode("provenance").unnest("provenance")
+    first = new.select("name", "provenance").explode("provenance").unnest("provenance")
     from_list = first.filter(pl.col("source") == "passive-dns")
     assert from_list.height == new.filter(pl.col("sources").list.contains("passive-dns")).height
     assert set(from_list["first_seen"]) == {spike}
-    later = _candidates(root, DAYS[-1]).explode("provenance").unnest("provenance")
+    later = (
+        _candidates(root, DAYS[-1])
+        .select("name", "provenance")
+        .explode("provenance")
+        .unnest("provenance")
+    )
     listed = later.filter(pl.col("source") == "passive-dns")
     assert set(listed["first_seen"]) == {spike} and set(listed["last_seen"]) == {
         spike

@@ -284,6 +284,8 @@ class _Reader:
         try:
             rdtype = dns.rdatatype.from_text(token.value)
         except PARSE_ERRORS:
+            if _is_class(token.value):  # a second class where the type belongs
+                raise _NotARecord from None
             if MNEMONIC.fullmatch(token.value) and not tok.get().is_eol_or_eof():
                 return owner.to_text(), token.value.lower(), ""  # `clean` counts unknown_type
             raise _NotARecord from None
