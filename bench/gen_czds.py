@@ -37,10 +37,14 @@ def lines(target: int):
         if h[9] < 16:
             digest = hashlib.sha256(h).hexdigest().upper()
             block.append(f"{name}\t86400\tin\tds\t{h[10] * 256 + h[11]} 13 2 {digest}\n")
-            block.append(f"{name}\t86400\tin\trrsig\tDS 8 2 86400 20261201000000 20261101000000 1234 {TLD}. {h.hex()}{h.hex()}\n")
+            block.append(
+                f"{name}\t86400\tin\trrsig\tDS 8 2 86400 20261201000000 20261101000000 1234 {TLD}. {h.hex()}{h.hex()}\n"
+            )
             hashed = hashlib.sha1(h).hexdigest()[:32]
             block.append(f"{hashed}.{TLD}.\t86400\tin\tnsec3\t1 1 0 - {hashed} NS DS RRSIG\n")
-            block.append(f"{hashed}.{TLD}.\t86400\tin\trrsig\tNSEC3 8 2 86400 20261201000000 20261101000000 1234 {TLD}. {h.hex()}\n")
+            block.append(
+                f"{hashed}.{TLD}.\t86400\tin\trrsig\tNSEC3 8 2 86400 20261201000000 20261101000000 1234 {TLD}. {h.hex()}\n"
+            )
         written += len(block)
         yield from block
 
