@@ -42,6 +42,7 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{memory_limit}'; SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
     suffixes.register(con, extra_suffixes)
     con.execute(r"""
         CREATE OR REPLACE TEMP MACRO is_suffix(n, exact, wild, exception) AS
@@ -96,6 +97,10 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
             SELECT name, p.source, p.first_seen
             FROM (SELECT name, unnest(provenance) AS p FROM read_parquet({[str(f) for f in prev_files]}));
         """)
+    elif con.execute(f"SELECT count(*) FROM imports WHERE date < DATE '{day}'").fetchone()[0] == 0:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE seen AS SELECT NULL::VARCHAR AS name, NULL::VARCHAR AS source, NULL::DATE AS first_seen LIMIT 0"
+        )
     else:  # a cold start: the first sighting comes from every import so far
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE history AS
@@ -120,32 +125,35 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
             FROM named GROUP BY name, source
           ),
           ns AS (
-            SELECT name, list(DISTINCT lower(rdata) ORDER BY lower(rdata)) AS ns
+            SELECT name, list_sort(list(DISTINCT lower(rdata))) AS ns
             FROM named WHERE rtype = 'ns' GROUP BY name
           ),
           ds AS (
-            SELECT t.owner AS name, list(DISTINCT t.rdata ORDER BY t.rdata) AS ds
+            SELECT t.owner AS name, list_sort(list_distinct(list(t.rdata))) AS ds
             FROM today t SEMI JOIN named n ON n.name = t.owner
             WHERE t.rtype = 'ds' GROUP BY t.owner
           ),
-          glue AS (
-            SELECT n.name, list(DISTINCT t.owner || ' ' || upper(t.rtype) || ' ' || t.rdata
-                                ORDER BY t.owner || ' ' || upper(t.rtype) || ' ' || t.rdata) AS glue
-            FROM today t
-            JOIN (SELECT DISTINCT name FROM named) n
-              ON n.name = dns_parent(t.owner) OR n.name = dns_parent(dns_parent(t.owner))
-            WHERE t.rtype IN ('a', 'aaaa') GROUP BY n.name
+          glue_rows AS (
+            SELECT owner, rtype, rdata, dns_parent(owner) AS up FROM today WHERE rtype IN ('a', 'aaaa')
+          ),
+          glue AS (  -- glue sits one or two labels below the delegation it serves
+            SELECT g.name, list(DISTINCT g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata
+                                ORDER BY g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata) AS glue
+            FROM (SELECT up AS name, owner, rtype, rdata FROM glue_rows
+                  UNION ALL SELECT dns_parent(up), owner, rtype, rdata FROM glue_rows) g
+            SEMI JOIN named n ON n.name = g.name
+            GROUP BY g.name
           ),
           provenance AS (
             SELECT p.name, any_value(p.suffix) AS suffix,
-                   list({{'source': p.source,
-                          'first_seen': coalesce(s.first_seen, p.last_seen),
-                          'last_seen': p.last_seen}} ORDER BY p.source) AS provenance
+                   list_sort(list({{'source': p.source,
+                                    'first_seen': coalesce(s.first_seen, p.last_seen),
+                                    'last_seen': p.last_seen}})) AS provenance
             FROM per_source p LEFT JOIN seen s ON s.name = p.name AND s.source = p.source
             GROUP BY p.name
           )
           SELECT p.name, p.suffix,
-                 regexp_extract(p.name, '((?:[^.\\\\]|\\\\.)+\\.)$', 1) AS tld,
+                 dns_tld(p.name) AS tld,
                  coalesce(ns.ns, []) AS ns, coalesce(ds.ds, []) AS ds, coalesce(glue.glue, []) AS glue,
                  list_transform(p.provenance, lambda x: x.source) AS sources,
                  list_min(list_transform(p.provenance, lambda x: x.first_seen)) AS first_seen,
@@ -173,26 +181,30 @@ def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str)
     levels = " UNION ALL ".join(
         f"SELECT source, imported, owner, rtype, rdata, {k} AS level, "
         + ("owner" if k == 0 else "dns_parent(" * k + "owner" + ")" * k)
-        + " AS name FROM listed"
+        + f" AS name FROM {source_table} WHERE kind = 'list'"
         for k in range(LIST_LEVELS)
     )
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW delegating AS
-        SELECT source, imported, owner, rtype, rdata, 0 AS level, owner AS name
+        CREATE OR REPLACE TEMP TABLE {target}_zones AS
+        SELECT source, imported, owner AS name, rtype, rdata
         FROM {source_table} WHERE kind <> 'list' AND rtype = 'ns' AND owner <> zone;
-        CREATE OR REPLACE TEMP VIEW listed AS SELECT * FROM {source_table} WHERE kind = 'list';
-        CREATE OR REPLACE TEMP TABLE {target}_levels AS
-        SELECT * FROM delegating UNION ALL SELECT * FROM ({levels}) WHERE name <> '';
+        CREATE OR REPLACE TEMP TABLE {target}_lists AS
+        SELECT * FROM ({levels}) WHERE name <> '';
         CREATE OR REPLACE TEMP TABLE {target}_flags AS
-        WITH distinct_names AS (SELECT DISTINCT name, dns_parent(name) AS parent FROM {target}_levels),
-             n1 AS ({_suffix_flags("distinct_names", "name")}),
-             n2 AS ({_suffix_flags("n1", "parent")})
-        SELECT name, parent, name_suffix, parent_suffix FROM n2;
+        WITH distinct_names AS (
+            SELECT DISTINCT name, dns_parent(name) AS parent
+            FROM (SELECT name FROM {target}_zones UNION ALL SELECT name FROM {target}_lists)
+        ),
+        n1 AS ({_suffix_flags("distinct_names", "name")}),
+        n2 AS ({_suffix_flags("n1", "parent")})
+        SELECT name, parent AS suffix FROM n2 WHERE parent_suffix AND NOT name_suffix;
         CREATE OR REPLACE TEMP TABLE {target} AS
-        SELECT l.name, f.parent AS suffix, l.source, l.imported, l.rtype, l.rdata
-        FROM {target}_levels l JOIN {target}_flags f USING (name)
-        WHERE f.parent_suffix AND NOT f.name_suffix
-        QUALIFY l.level = min(l.level) OVER (PARTITION BY l.source, l.owner, l.rtype, l.rdata);
+        SELECT z.name, f.suffix, z.source, z.imported, z.rtype, z.rdata
+        FROM {target}_zones z JOIN {target}_flags f USING (name)
+        UNION ALL
+        SELECT l.name, f.suffix, l.source, l.imported, l.rtype, l.rdata
+        FROM {target}_lists l JOIN {target}_flags f USING (name)
+        QUALIFY l.level = min(l.level) OVER (PARTITION BY l.source, l.owner);
     """)
 
 
@@ -216,7 +228,7 @@ def _report(con: duckdb.DuckDBPyConnection, final: Path, prev_files: list[Path])
                 SELECT count(*) FILTER (WHERE rtype = 'ns' AND owner = zone AND kind <> 'list'),
                        count(DISTINCT owner) FILTER (WHERE rtype = 'ds' AND owner NOT IN
                            (SELECT owner FROM today WHERE rtype = 'ns')),
-                       (SELECT count(DISTINCT owner) FROM delegating) -
+                       (SELECT count(DISTINCT name) FROM named_zones) -
                        (SELECT count(DISTINCT name) FROM named WHERE rtype = 'ns')
                 FROM today
             """).fetchone(),

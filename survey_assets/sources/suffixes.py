@@ -66,7 +66,15 @@ def register(con: duckdb.DuckDBPyConnection, extra: tuple[str, ...] = ()) -> Non
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT name FROM {table}_frame")
         con.unregister(f"{table}_frame")
     # Labels are split on dots that are not escaped: `a\.b.example.` has two labels above root.
+    # Names without a backslash (nearly all) take the plain string path; the regex is for the rest.
     con.execute(r"""
-        CREATE OR REPLACE TEMP MACRO dns_parent(n) AS regexp_replace(n, '^(?:[^.\\]|\\.)+\.', '');
-        CREATE OR REPLACE TEMP MACRO dns_single_label(n) AS regexp_full_match(n, '(?:[^.\\]|\\.)+\.');
+        CREATE OR REPLACE TEMP MACRO dns_parent(n) AS CASE
+            WHEN NOT contains(n, '\') THEN substr(n, strpos(n, '.') + 1)
+            ELSE regexp_replace(n, '^(?:[^.\\]|\\.)+\.', '') END;
+        CREATE OR REPLACE TEMP MACRO dns_single_label(n) AS CASE
+            WHEN NOT contains(n, '\') THEN n <> '' AND strpos(n, '.') = length(n)
+            ELSE regexp_full_match(n, '(?:[^.\\]|\\.)+\.') END;
+        CREATE OR REPLACE TEMP MACRO dns_tld(n) AS CASE
+            WHEN NOT contains(n, '\') THEN string_split(rtrim(n, '.'), '.')[-1] || '.'
+            ELSE regexp_extract(n, '((?:[^.\\]|\\.)+\.)$', 1) END;
     """)

@@ -1,0 +1,88 @@
+"""CZDS ingestion: delegations extracted per second from one large zone file, beside the speed of
+decompression alone (`gzip -dc FILE | wc -l`, measured in the same run), and peak memory.
+
+The import (zone file -> Parquet records in the lake) runs in a child process so its peak
+resident memory is measured on its own; then the candidate query extracts the delegations.
+
+    python bench/czds_ingest.py [--lines 20000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = dt.date(2026, 11, 1)
+CHILD = """
+import datetime as dt, sys
+from pathlib import Path
+from survey_assets.sources.config import Source, SourcesConfig
+from survey_assets.sources.importer import import_day
+from survey_assets.sources import candidates as C
+root = Path(sys.argv[1])
+config = SourcesConfig(root / "s.toml", (Source("czds", "czds", str(root / "czds")),), ())
+(result,) = import_day(config, dt.date(2026, 11, 1), root / "lake", dt.datetime.now(dt.UTC))
+assert result.status == "ok", result.error
+print(result.stats.lines, result.stats.records, flush=True)
+"""
+EXTRACT = """
+import datetime as dt, sys
+from pathlib import Path
+from survey_assets.sources import candidates as C
+report = C.build_candidates(C.connect(memory_limit="1GB"), Path(sys.argv[1]) / "lake", dt.date(2026, 11, 1))
+print(report.rows, flush=True)
+"""
+
+
+def timed(cmd: list[str]) -> tuple[float, str, int]:
+    """Seconds, stdout and the child's peak resident memory (kB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    began = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    seconds = time.perf_counter() - began
+    return seconds, out, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=20_000_000)
+    args = parser.parse_args()
+    source = ROOT / "bench" / "out" / f"czds-{args.lines}.txt.gz"
+    if not source.exists():
+        print(f"generating {source} ...", flush=True)
+        subprocess.run([sys.executable, "bench/gen_czds.py", "--lines", str(args.lines), "--out", str(source)],
+                       check=True, cwd=ROOT)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        folder = root / "czds" / DAY.isoformat()
+        folder.mkdir(parents=True)
+        shutil.copy(source, folder / "bench.txt.gz")
+        gzip_s, out, _ = timed(["sh", "-c", f"gzip -dc {source} | wc -l"])
+        lines = int(out.strip())
+        import_s, out, import_rss = timed([sys.executable, "-c", CHILD, str(root)])
+        extract_s, out2, extract_rss = timed([sys.executable, "-c", EXTRACT, str(root)])
+        delegations = int(out2.strip())
+    total = import_s + extract_s
+    print(f"file: {source.name}, {lines:,} lines, {source.stat().st_size / 1e6:,.0f} MB gzipped")
+    print(f"gzip -dc | wc -l:         {gzip_s:6.2f} s  ({lines / gzip_s:,.0f} lines/s)")
+    print(
+        f"import to the lake:       {import_s:6.2f} s  ({lines / import_s:,.0f} lines/s), peak {import_rss / 1024:,.0f} MB"
+    )
+    print(
+        f"extract the delegations:  {extract_s:6.2f} s  ({delegations:,} delegations), peak {extract_rss / 1024:,.0f} MB"
+    )
+    print(f"delegations per second (import + extract): {delegations / total:,.0f}")
+    print(f"ratio to decompression alone: import {gzip_s / import_s:.2f}, import + extract {gzip_s / total:.2f}"
+          f"   (goal >= 1.0, peak memory <= 1 GB)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
