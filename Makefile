@@ -37,6 +37,7 @@ ui: install
 
 bench: install
 	$(BIN)/python bench/lab_dns_qps.py
+	$(BIN)/python bench/czds_ingest.py
 
 clean:
 	rm -rf $(DATA)

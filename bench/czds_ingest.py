@@ -37,7 +37,8 @@ EXTRACT = """
 import datetime as dt, sys
 from pathlib import Path
 from survey_assets.sources import candidates as C
-report = C.build_candidates(C.connect(memory_limit="1GB"), Path(sys.argv[1]) / "lake", dt.date(2026, 11, 1))
+lake = Path(sys.argv[1]) / "lake"
+report = C.build_candidates(C.connect(memory_limit="1GB", spill=lake / ".staging" / "duckdb"), lake, dt.date(2026, 11, 1))
 print(report.rows, flush=True)
 """
 
@@ -46,7 +47,10 @@ def timed(cmd: list[str]) -> tuple[float, str, int]:
     """Seconds, stdout and the child's peak resident memory (kB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     began = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(f"{cmd[:3]} failed:\n{done.stderr[-2000:]}")
+    out = done.stdout
     seconds = time.perf_counter() - began
     return seconds, out, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 

@@ -38,10 +38,20 @@ class CandidateReport:
 
 
 def connect(
-    extra_suffixes: tuple[str, ...] = (), memory_limit: str = "2GB"
+    extra_suffixes: tuple[str, ...] = (), memory_limit: str = "2GB", spill: Path | None = None
 ) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+    """A DuckDB connection with the suffix tables and DNS-name macros; it spills to `spill`
+    (a folder) rather than fail when a day's work outgrows `memory_limit`."""
+    database = ":memory:"
+    if spill is not None:  # a scratch database file: its tables live on disk, not in memory
+        spill.mkdir(parents=True, exist_ok=True)
+        database = str(spill / f"candidates-{os.getpid()}.duckdb")
+        for stale in (Path(database), Path(database + ".wal")):
+            stale.unlink(missing_ok=True)
+    con = duckdb.connect(database)
     con.execute(f"SET memory_limit = '{memory_limit}'; SET preserve_insertion_order = false")
+    if spill is not None:
+        con.execute(f"SET temp_directory = '{spill}'")
     con.execute("SET enable_progress_bar = false")
     suffixes.register(con, extra_suffixes)
     con.execute(r"""
@@ -79,12 +89,12 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW imports AS
         SELECT * FROM read_parquet('{imports}', hive_partitioning = true, union_by_name = true);
-        CREATE OR REPLACE TEMP TABLE latest AS
+        CREATE OR REPLACE TABLE latest AS
         SELECT source, zone, any_value(kind) AS kind, max(date) AS imported
         FROM imports WHERE status = 'ok' AND date <= DATE '{day}' GROUP BY source, zone;
         CREATE OR REPLACE TEMP VIEW raw AS
         SELECT * FROM read_parquet('{raw}', hive_partitioning = true, union_by_name = true);
-        CREATE OR REPLACE TEMP TABLE today AS
+        CREATE OR REPLACE TABLE today AS
         SELECT r.source, r.zone, r.owner, r.rtype, r.rdata, l.imported, l.kind
         FROM raw r JOIN latest l ON r.source = l.source AND r.zone = l.zone AND r.date = l.imported;
     """)
@@ -93,17 +103,17 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
     prev_files = sorted(prev_path.glob("*.parquet"))
     if prev_files:
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE seen AS
+            CREATE OR REPLACE TABLE seen AS
             SELECT name, p.source, p.first_seen
             FROM (SELECT name, unnest(provenance) AS p FROM read_parquet({[str(f) for f in prev_files]}));
         """)
     elif con.execute(f"SELECT count(*) FROM imports WHERE date < DATE '{day}'").fetchone()[0] == 0:
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE seen AS SELECT NULL::VARCHAR AS name, NULL::VARCHAR AS source, NULL::DATE AS first_seen LIMIT 0"
+            "CREATE OR REPLACE TABLE seen AS SELECT NULL::VARCHAR AS name, NULL::VARCHAR AS source, NULL::DATE AS first_seen LIMIT 0"
         )
     else:  # a cold start: the first sighting comes from every import so far
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE history AS
+            CREATE OR REPLACE TABLE history AS
             SELECT r.source, r.zone, r.owner, r.rtype, r.rdata, r.date AS imported, i.kind
             FROM raw r JOIN (SELECT DISTINCT source, zone, date, kind FROM imports
                              WHERE status = 'ok' AND date <= DATE '{day}') i
@@ -112,7 +122,7 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         """)
         _delegations(con, "history", "named_history")
         con.execute("""
-            CREATE OR REPLACE TEMP TABLE seen AS
+            CREATE OR REPLACE TABLE seen AS
             SELECT name, source, min(imported) AS first_seen FROM named_history GROUP BY ALL;
         """)
     out = partition_dir(lake, DATASET, date)
@@ -185,12 +195,12 @@ def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str)
         for k in range(LIST_LEVELS)
     )
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {target}_zones AS
+        CREATE OR REPLACE TABLE {target}_zones AS
         SELECT source, imported, owner AS name, rtype, rdata
         FROM {source_table} WHERE kind <> 'list' AND rtype = 'ns' AND owner <> zone;
-        CREATE OR REPLACE TEMP TABLE {target}_lists AS
+        CREATE OR REPLACE TABLE {target}_lists AS
         SELECT * FROM ({levels}) WHERE name <> '';
-        CREATE OR REPLACE TEMP TABLE {target}_flags AS
+        CREATE OR REPLACE TABLE {target}_flags AS
         WITH distinct_names AS (
             SELECT DISTINCT name, dns_parent(name) AS parent
             FROM (SELECT name FROM {target}_zones UNION ALL SELECT name FROM {target}_lists)
@@ -198,7 +208,7 @@ def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str)
         n1 AS ({_suffix_flags("distinct_names", "name")}),
         n2 AS ({_suffix_flags("n1", "parent")})
         SELECT name, parent AS suffix FROM n2 WHERE parent_suffix AND NOT name_suffix;
-        CREATE OR REPLACE TEMP TABLE {target} AS
+        CREATE OR REPLACE TABLE {target} AS
         SELECT z.name, f.suffix, z.source, z.imported, z.rtype, z.rdata
         FROM {target}_zones z JOIN {target}_flags f USING (name)
         UNION ALL

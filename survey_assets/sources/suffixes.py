@@ -63,7 +63,7 @@ def register(con: duckdb.DuckDBPyConnection, extra: tuple[str, ...] = ()) -> Non
     ):
         frame = pl.DataFrame({"name": sorted(names)}, schema={"name": pl.String})
         con.register(f"{table}_frame", frame)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT name FROM {table}_frame")
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT name FROM {table}_frame")
         con.unregister(f"{table}_frame")
     # Labels are split on dots that are not escaped: `a\.b.example.` has two labels above root.
     # Names without a backslash (nearly all) take the plain string path; the regex is for the rest.

@@ -113,7 +113,7 @@ def candidate_domains(
     listed the name. Uses each source's newest import on or before the day."""
     date = _date(context)
     config = survey.sources()
-    con = C.connect(config.extra_suffixes)
+    con = C.connect(config.extra_suffixes, spill=survey.lake / ".staging" / "duckdb")
     report = C.build_candidates(con, survey.lake, date)
     suffix_table = "\n".join(f"| {k} | {v:,} |" for k, v in list(report.per_suffix.items())[:30])
     return dg.MaterializeResult(
