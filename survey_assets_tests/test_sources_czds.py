@@ -71,7 +71,7 @@ def test_quirky_file_keeps_the_good_lines_and_counts_the_bad(tmp_path):
     assert result.stats.blank == 1
     assert any("intruder.other." in s for s in result.stats.samples["out_of_zone"])
     report = C.build_candidates(C.connect(("example",)), tmp_path / "lake", DAY)
-    rows = {r["name"]: r for r in pl.read_parquet(report.path).to_dicts()}
+    rows = {r["name"]: r for r in pl.read_parquet(report.path / "*.parquet").to_dicts()}
     assert set(rows) == {
         "big.example.", "a\\.b.example.", "abc.example.", "glued.example.", "padded.example.",
         "*.example.", "xn--bcher-kva.example.",
@@ -102,7 +102,7 @@ def test_plain_file_and_public_suffix_rules(tmp_path):
     _write(tmp_path / "czds" / DAY.isoformat(), "uk.txt", text, compress=False)
     import_day(_config(tmp_path), DAY, tmp_path / "lake", NOW)
     report = C.build_candidates(C.connect(), tmp_path / "lake", DAY)
-    names = set(pl.read_parquet(report.path)["name"])
+    names = set(pl.read_parquet(report.path / "*.parquet")["name"])
     assert names == {"example.co.uk.", "example.uk."}
 
 
@@ -133,7 +133,7 @@ def test_damaged_gzip_fails_that_file_only_and_keeps_yesterday(tmp_path, damage)
     after = pl.read_parquet(lake / "raw_zone_lists" / f"date={DAY}" / "source=czds" / "*.parquet")
     assert before.equals(after)  # the previous day is untouched
     report = C.build_candidates(C.connect(("example", "other")), lake, nxt)
-    names = set(pl.read_parquet(report.path)["name"])
+    names = set(pl.read_parquet(report.path / "*.parquet")["name"])
     assert names == {"alpha.example.", "beta.other."}  # example falls back to yesterday's copy
     assert not list(lake.rglob("*.tmp")) and not list((lake / ".staging").glob("*"))
 

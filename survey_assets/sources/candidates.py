@@ -21,6 +21,7 @@ from survey_assets.sources.importer import IMPORTS_DATASET, RAW_DATASET
 
 DATASET = "candidate_domains"
 LIST_LEVELS = 4  # a listed name may sit this many labels below its registrable domain
+BUCKET = 1_000_000  # candidate names written per part file
 
 
 @dataclass
@@ -127,59 +128,69 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         """)
     out = partition_dir(lake, DATASET, date)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".part-0000.{os.getpid()}.tmp"
-    con.execute(f"""
-        COPY (
-          WITH per_source AS (
-            SELECT name, source, any_value(suffix) AS suffix, max(imported) AS last_seen
-            FROM named GROUP BY name, source
-          ),
-          ns AS (
-            SELECT name, list_sort(list(DISTINCT lower(rdata))) AS ns
-            FROM named WHERE rtype = 'ns' GROUP BY name
-          ),
-          ds AS (
-            SELECT t.owner AS name, list_sort(list_distinct(list(t.rdata))) AS ds
-            FROM today t SEMI JOIN named n ON n.name = t.owner
-            WHERE t.rtype = 'ds' GROUP BY t.owner
-          ),
-          glue_rows AS (
-            SELECT owner, rtype, rdata, dns_parent(owner) AS up FROM today WHERE rtype IN ('a', 'aaaa')
-          ),
-          glue AS (  -- glue sits one or two labels below the delegation it serves
-            SELECT g.name, list(DISTINCT g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata
-                                ORDER BY g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata) AS glue
-            FROM (SELECT up AS name, owner, rtype, rdata FROM glue_rows
-                  UNION ALL SELECT dns_parent(up), owner, rtype, rdata FROM glue_rows) g
-            SEMI JOIN named n ON n.name = g.name
-            GROUP BY g.name
-          ),
-          provenance AS (
-            SELECT p.name, any_value(p.suffix) AS suffix,
-                   list_sort(list({{'source': p.source,
-                                    'first_seen': coalesce(s.first_seen, p.last_seen),
-                                    'last_seen': p.last_seen}})) AS provenance
-            FROM per_source p LEFT JOIN seen s ON s.name = p.name AND s.source = p.source
-            GROUP BY p.name
-          )
-          SELECT p.name, p.suffix,
-                 dns_tld(p.name) AS tld,
-                 coalesce(ns.ns, []) AS ns, coalesce(ds.ds, []) AS ds, coalesce(glue.glue, []) AS glue,
-                 list_transform(p.provenance, lambda x: x.source) AS sources,
-                 list_min(list_transform(p.provenance, lambda x: x.first_seen)) AS first_seen,
-                 list_max(list_transform(p.provenance, lambda x: x.last_seen)) AS last_seen,
-                 p.provenance
-          FROM provenance p
-          LEFT JOIN ns USING (name) LEFT JOIN ds USING (name) LEFT JOIN glue USING (name)
-          ORDER BY p.name
-        ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)
-    """)
-    final = out / "part-0000.parquet"
-    os.replace(tmp, final)
+    # Names are cut into buckets by hash so that no step holds more than about BUCKET names.
+    names = con.execute("SELECT count(*) FROM named_flags").fetchone()[0]
+    buckets = max(1, -(-names // BUCKET))
+    written = []
+    for bucket in range(buckets):
+        con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW named_b AS
+            SELECT * FROM named WHERE hash(name) % {buckets} = {bucket}
+        """)
+        tmp = out / f".part-{bucket:04d}.{os.getpid()}.tmp"
+        con.execute(f"""
+            COPY (
+              WITH per_source AS (
+                SELECT name, source, any_value(suffix) AS suffix, max(imported) AS last_seen
+                FROM named_b GROUP BY name, source
+              ),
+              ns AS (
+                SELECT name, list_sort(list(DISTINCT lower(rdata))) AS ns
+                FROM named_b WHERE rtype = 'ns' GROUP BY name
+              ),
+              ds AS (
+                SELECT t.owner AS name, list_sort(list_distinct(list(t.rdata))) AS ds
+                FROM today t SEMI JOIN named_b n ON n.name = t.owner
+                WHERE t.rtype = 'ds' GROUP BY t.owner
+              ),
+              glue_rows AS (
+                SELECT owner, rtype, rdata, dns_parent(owner) AS up FROM today WHERE rtype IN ('a', 'aaaa')
+              ),
+              glue AS (  -- glue sits one or two labels below the delegation it serves
+                SELECT g.name, list(DISTINCT g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata
+                                    ORDER BY g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata) AS glue
+                FROM (SELECT up AS name, owner, rtype, rdata FROM glue_rows
+                      UNION ALL SELECT dns_parent(up), owner, rtype, rdata FROM glue_rows) g
+                SEMI JOIN named_b n ON n.name = g.name
+                GROUP BY g.name
+              ),
+              provenance AS (
+                SELECT p.name, any_value(p.suffix) AS suffix,
+                       list_sort(list({{'source': p.source,
+                                        'first_seen': coalesce(s.first_seen, p.last_seen),
+                                        'last_seen': p.last_seen}})) AS provenance
+                FROM per_source p LEFT JOIN seen s ON s.name = p.name AND s.source = p.source
+                GROUP BY p.name
+              )
+              SELECT p.name, p.suffix,
+                     dns_tld(p.name) AS tld,
+                     coalesce(ns.ns, []) AS ns, coalesce(ds.ds, []) AS ds, coalesce(glue.glue, []) AS glue,
+                     list_transform(p.provenance, lambda x: x.source) AS sources,
+                     list_min(list_transform(p.provenance, lambda x: x.first_seen)) AS first_seen,
+                     list_max(list_transform(p.provenance, lambda x: x.last_seen)) AS last_seen,
+                     p.provenance
+              FROM provenance p
+              LEFT JOIN ns USING (name) LEFT JOIN ds USING (name) LEFT JOIN glue USING (name)
+              ORDER BY p.name
+            ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)
+        """)
+        final = out / f"part-{bucket:04d}.parquet"
+        os.replace(tmp, final)
+        written.append(final)
     for stale in out.glob("part-*.parquet"):
-        if stale != final:
+        if stale not in written:
             stale.unlink()
-    return _report(con, final, prev_files)
+    return _report(con, out, prev_files)
 
 
 def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str) -> None:
@@ -218,9 +229,10 @@ def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str)
     """)
 
 
-def _report(con: duckdb.DuckDBPyConnection, final: Path, prev_files: list[Path]) -> CandidateReport:
+def _report(con: duckdb.DuckDBPyConnection, out: Path, prev_files: list[Path]) -> CandidateReport:
+    final = out / "*.parquet"
     rows = con.execute(f"SELECT count(*) FROM '{final}'").fetchone()[0]
-    report = CandidateReport(final, rows)
+    report = CandidateReport(out, rows)
     report.per_suffix = dict(
         con.execute(
             f"SELECT suffix, count(*) FROM '{final}' GROUP BY ALL ORDER BY 2 DESC, 1"
