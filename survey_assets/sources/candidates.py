@@ -95,11 +95,24 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         FROM imports WHERE status = 'ok' AND date <= DATE '{day}' GROUP BY source, zone;
         CREATE OR REPLACE TEMP VIEW raw AS
         SELECT * FROM read_parquet('{raw}', hive_partitioning = true, union_by_name = true);
-        CREATE OR REPLACE TABLE today AS
+        CREATE OR REPLACE TEMP VIEW today AS
         SELECT r.source, r.zone, r.owner, r.rtype, r.rdata, l.imported, l.kind
         FROM raw r JOIN latest l ON r.source = l.source AND r.zone = l.zone AND r.date = l.imported;
     """)
-    _delegations(con, "today", "named")
+    buckets = _delegations(con, "today", "named")
+    # DS and glue, keyed by the candidate they would belong to (glue: one or two labels up).
+    con.execute(f"""
+        CREATE OR REPLACE TABLE extras AS
+        SELECT hash(owner) % {buckets} AS bucket, owner AS name, owner, rtype, rdata
+        FROM today WHERE rtype = 'ds'
+        UNION ALL
+        SELECT hash(up) % {buckets}, up, owner, rtype, rdata
+        FROM (SELECT dns_parent(owner) AS up, * FROM today WHERE rtype IN ('a', 'aaaa'))
+        UNION ALL
+        SELECT hash(dns_parent(up)) % {buckets}, dns_parent(up), owner, rtype, rdata
+        FROM (SELECT dns_parent(owner) AS up, * FROM today WHERE rtype IN ('a', 'aaaa'))
+        ORDER BY bucket
+    """)
     prev_path = partition_dir(lake, DATASET, date - dt.timedelta(days=1))
     prev_files = sorted(prev_path.glob("*.parquet"))
     if prev_files:
@@ -128,14 +141,13 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         """)
     out = partition_dir(lake, DATASET, date)
     out.mkdir(parents=True, exist_ok=True)
-    # Names are cut into buckets by hash so that no step holds more than about BUCKET names.
-    names = con.execute("SELECT count(*) FROM named_flags").fetchone()[0]
-    buckets = max(1, -(-names // BUCKET))
+    # Names are cut into buckets by hash so that no step holds more than about BUCKET names;
+    # the tables are sorted by bucket, so each bucket reads only its own row groups.
     written = []
     for bucket in range(buckets):
         con.execute(f"""
-            CREATE OR REPLACE TEMP VIEW named_b AS
-            SELECT * FROM named WHERE hash(name) % {buckets} = {bucket}
+            CREATE OR REPLACE TEMP VIEW named_b AS SELECT * FROM named WHERE bucket = {bucket};
+            CREATE OR REPLACE TEMP VIEW extras_b AS SELECT * FROM extras WHERE bucket = {bucket};
         """)
         tmp = out / f".part-{bucket:04d}.{os.getpid()}.tmp"
         con.execute(f"""
@@ -149,20 +161,14 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
                 FROM named_b WHERE rtype = 'ns' GROUP BY name
               ),
               ds AS (
-                SELECT t.owner AS name, list_sort(list_distinct(list(t.rdata))) AS ds
-                FROM today t SEMI JOIN named_b n ON n.name = t.owner
-                WHERE t.rtype = 'ds' GROUP BY t.owner
-              ),
-              glue_rows AS (
-                SELECT owner, rtype, rdata, dns_parent(owner) AS up FROM today WHERE rtype IN ('a', 'aaaa')
+                SELECT e.name, list_sort(list_distinct(list(e.rdata))) AS ds
+                FROM extras_b e SEMI JOIN named_b n ON n.name = e.name
+                WHERE e.rtype = 'ds' GROUP BY e.name
               ),
               glue AS (  -- glue sits one or two labels below the delegation it serves
-                SELECT g.name, list(DISTINCT g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata
-                                    ORDER BY g.owner || ' ' || upper(g.rtype) || ' ' || g.rdata) AS glue
-                FROM (SELECT up AS name, owner, rtype, rdata FROM glue_rows
-                      UNION ALL SELECT dns_parent(up), owner, rtype, rdata FROM glue_rows) g
-                SEMI JOIN named_b n ON n.name = g.name
-                GROUP BY g.name
+                SELECT e.name, list_sort(list_distinct(list(e.owner || ' ' || upper(e.rtype) || ' ' || e.rdata))) AS glue
+                FROM extras_b e SEMI JOIN named_b n ON n.name = e.name
+                WHERE e.rtype IN ('a', 'aaaa') GROUP BY e.name
               ),
               provenance AS (
                 SELECT p.name, any_value(p.suffix) AS suffix,
@@ -193,7 +199,7 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
     return _report(con, out, prev_files)
 
 
-def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str) -> None:
+def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str) -> int:
     """`target`: (name, suffix, source, imported, rtype, rdata) for every candidate sighting.
 
     From zones: an NS owner other than the apex whose parent is a public suffix and which is not
@@ -219,14 +225,22 @@ def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str)
         n1 AS ({_suffix_flags("distinct_names", "name")}),
         n2 AS ({_suffix_flags("n1", "parent")})
         SELECT name, parent AS suffix FROM n2 WHERE parent_suffix AND NOT name_suffix;
-        CREATE OR REPLACE TABLE {target} AS
-        SELECT z.name, f.suffix, z.source, z.imported, z.rtype, z.rdata
-        FROM {target}_zones z JOIN {target}_flags f USING (name)
-        UNION ALL
-        SELECT l.name, f.suffix, l.source, l.imported, l.rtype, l.rdata
-        FROM {target}_lists l JOIN {target}_flags f USING (name)
-        QUALIFY l.level = min(l.level) OVER (PARTITION BY l.source, l.owner);
     """)
+    names = con.execute(f"SELECT count(*) FROM {target}_flags").fetchone()[0]
+    buckets = max(1, -(-names // BUCKET))
+    con.execute(f"""
+        CREATE OR REPLACE TABLE {target} AS
+        SELECT hash(name) % {buckets} AS bucket, * FROM (
+            SELECT z.name, f.suffix, z.source, z.imported, z.rtype, z.rdata
+            FROM {target}_zones z JOIN {target}_flags f USING (name)
+            UNION ALL
+            SELECT l.name, f.suffix, l.source, l.imported, l.rtype, l.rdata
+            FROM {target}_lists l JOIN {target}_flags f USING (name)
+            QUALIFY l.level = min(l.level) OVER (PARTITION BY l.source, l.owner)
+        ) ORDER BY bucket;
+        DROP TABLE {target}_zones; DROP TABLE {target}_lists;
+    """)
+    return buckets
 
 
 def _report(con: duckdb.DuckDBPyConnection, out: Path, prev_files: list[Path]) -> CandidateReport:
@@ -250,7 +264,8 @@ def _report(con: duckdb.DuckDBPyConnection, out: Path, prev_files: list[Path]) -
                 SELECT count(*) FILTER (WHERE rtype = 'ns' AND owner = zone AND kind <> 'list'),
                        count(DISTINCT owner) FILTER (WHERE rtype = 'ds' AND owner NOT IN
                            (SELECT owner FROM today WHERE rtype = 'ns')),
-                       (SELECT count(DISTINCT name) FROM named_zones) -
+                       (SELECT count(DISTINCT owner) FROM today
+                        WHERE kind <> 'list' AND rtype = 'ns' AND owner <> zone) -
                        (SELECT count(DISTINCT name) FROM named WHERE rtype = 'ns')
                 FROM today
             """).fetchone(),
