@@ -111,7 +111,6 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         UNION ALL
         SELECT hash(dns_parent(up)) % {buckets}, dns_parent(up), owner, rtype, rdata
         FROM (SELECT dns_parent(owner) AS up, * FROM today WHERE rtype IN ('a', 'aaaa'))
-        ORDER BY bucket
     """)
     prev_path = partition_dir(lake, DATASET, date - dt.timedelta(days=1))
     prev_files = sorted(prev_path.glob("*.parquet"))
@@ -141,8 +140,7 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         """)
     out = partition_dir(lake, DATASET, date)
     out.mkdir(parents=True, exist_ok=True)
-    # Names are cut into buckets by hash so that no step holds more than about BUCKET names;
-    # the tables are sorted by bucket, so each bucket reads only its own row groups.
+    # Names are cut into buckets by hash so that no step holds more than about BUCKET names.
     written = []
     for bucket in range(buckets):
         con.execute(f"""
@@ -237,7 +235,7 @@ def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str)
             SELECT l.name, f.suffix, l.source, l.imported, l.rtype, l.rdata
             FROM {target}_lists l JOIN {target}_flags f USING (name)
             QUALIFY l.level = min(l.level) OVER (PARTITION BY l.source, l.owner)
-        ) ORDER BY bucket;
+        );
         DROP TABLE {target}_zones; DROP TABLE {target}_lists;
     """)
     return buckets
