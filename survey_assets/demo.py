@@ -55,6 +55,7 @@ def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> No
             status = "ok" if result.success else "FAILED"
             click.echo(
                 f"  {date}: run {result.run_id[:8]} {status} ({time.monotonic() - began:.1f} s)"
+                + _candidates_line(result)
             )
             if not result.success:
                 raise click.ClickException(f"the run for {date} failed; see `make ui`")
@@ -62,5 +63,16 @@ def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> No
     click.echo("results:")
     click.echo(f"  lake (Parquet):    {settings.lake_dir}")
     click.echo(f"  zone downloads:    {settings.data_dir / 'downloads'}")
+    click.echo(f"  candidates:        {settings.lake_dir / 'candidate_domains'}")
     click.echo(f"  lab ground truth:  {settings.lab_dir / 'truth'}")
     click.echo(f"  run history:       make ui  (dagster dev, DAGSTER_HOME={home})")
+
+
+def _candidates_line(result) -> str:
+    """`, 3,912 candidates (+12 -40)` from the run's candidate_domains materialization."""
+    found = result.asset_materializations_for_node("candidate_domains") if result.success else []
+    if not found:
+        return ""
+    meta = found[0].metadata
+    rows, added, removed = (meta[k].value for k in ("dagster/row_count", "added", "removed"))
+    return f", {rows:,} candidates (+{added:,} -{removed:,})"
