@@ -72,3 +72,88 @@ def test_healthy_signed_domains_are_secure():
     for d in healthy:
         verdict = verdict_of(d)
         assert verdict.status == R.SECURE, (d.name, verdict.reasons)
+
+
+# --- denial of existence -------------------------------------------------------------------------
+def _negative(qname: str, qtype: int):
+    """The lab's authoritative negative answer, as proofs, with the zone's keys."""
+    from survey_assets.dns.validation import Proof
+    from survey_assets.lab.authority import answer
+
+    name = dns.name.from_text(qname)
+    zone = DATA.zone_for(name)
+    if qtype == T.DS and zone.origin == name:
+        zone = DATA.zone(name.parent())
+    result = answer(DATA, zone, name, qtype, True)
+    sigs = {(r.name, r.covers): r for r in result.authority if r.rdtype == T.RRSIG}
+    proofs = [
+        Proof(r, sigs.get((r.name, r.rdtype)))
+        for r in result.authority
+        if r.rdtype in (T.NSEC, T.NSEC3)
+    ]
+    keys = list(zone.node(zone.origin)[T.DNSKEY])
+    return name, result.rcode == 3, proofs, zone.origin, keys
+
+
+def _domain(tld: str, **want) -> W.Domain:
+    for index, _ in WORLD.domain_names(next(t for t in W.TLDS if t.label == tld)):
+        d = WORLD.domain(tld, index)
+        if all(getattr(d, k) == v for k, v in want.items()):
+            return d
+    raise LookupError(want)
+
+
+@pytest.mark.parametrize("denial", ["nsec", "nsec3"])
+def test_proofs_of_healthy_zones_are_secure(denial):
+    from survey_assets.dns.validation import check_denial
+
+    d = _domain("lab-secure", signed=True, fault=None, denial=denial, wildcard=False)
+    for qname, qtype in ((f"nothere.{d.name}", T.A), (d.name, T.AAAA), (f"_25._tcp.x.{d.name}", T.TLSA)):
+        name, nx, proofs, zone, keys = _negative(qname, qtype)
+        assert proofs, qname
+        verdict = check_denial(name, qtype, nx, proofs, zone, keys, NOW)
+        assert verdict.status == R.SECURE, (qname, verdict.reasons)
+
+
+def test_empty_non_terminal_and_tld_nxdomain():
+    from survey_assets.dns.validation import check_denial
+
+    host = next(
+        h for h in (WORLD.self_host(WORLD.domain("lab-open", i)) for i in range(15, 24)) if h.tlsa
+    )
+    for qname, qtype in (
+        (f"_tcp.{host.name}", T.TLSA),
+        ("retired-a.lab-cc.", T.MX),
+        ("nothere.lab-jump.", T.NS),
+    ):
+        name, nx, proofs, zone, keys = _negative(qname, qtype)
+        assert check_denial(name, qtype, nx, proofs, zone, keys, NOW).status == R.SECURE, qname
+
+
+def test_no_ds_proofs():
+    from survey_assets.dns.validation import check_denial
+
+    unsigned_vast = _domain("lab-vast", signed=False)
+    name, nx, proofs, zone, keys = _negative(unsigned_vast.name, T.DS)
+    assert (
+        check_denial(name, T.DS, nx, proofs, zone, keys, NOW).status == R.SECURE
+    )  # DS proven absent
+    unsigned_optout = _domain("lab-optout", signed=False)
+    name, nx, proofs, zone, keys = _negative(unsigned_optout.name, T.DS)
+    verdict = check_denial(name, T.DS, nx, proofs, zone, keys, NOW)
+    assert (verdict.status, verdict.reasons) == (R.INSECURE, ["no_ds"])  # an opt-out span
+
+
+def test_broken_proofs_are_bogus():
+    from survey_assets.dns.validation import check_denial
+
+    liar = next(d for d in SHOWCASE if d.fault == "mx_denial_bogus")
+    for qname, qtype in ((liar.name, T.MX), ("_25._tcp.denialbogus.faultymail.lab-net.", T.TLSA)):
+        name, nx, proofs, zone, keys = _negative(qname, qtype)
+        verdict = check_denial(name, qtype, nx, proofs, zone, keys, NOW)
+        assert (verdict.status, verdict.reasons) == (R.BOGUS, ["denial_bogus"]), qname
+    name, nx, proofs, zone, keys = _negative("nothere.lab-secure.", T.A)
+    assert check_denial(name, T.A, nx, proofs[:1], zone, keys, NOW).reasons == [
+        "denial_bogus"
+    ]  # half a proof
+    assert check_denial(name, T.A, nx, [], zone, keys, NOW).reasons == ["denial_bogus"]

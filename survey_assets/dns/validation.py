@@ -163,3 +163,140 @@ def _ds_matches(zone: dns.name.Name, key, ds) -> bool:
     except (dns.dnssec.UnsupportedAlgorithm, ValueError):
         return False
     return made.key_tag == ds.key_tag and made.digest == ds.digest
+
+
+# --- denial of existence (RFC 4035 §5.4, RFC 5155 §8) --------------------------------------------
+@dataclass
+class Proof:
+    """An NSEC or NSEC3 RRset from a negative answer, with its signatures."""
+
+    rrset: dns.rrset.RRset
+    rrsigs: dns.rdataset.Rdataset | None
+
+
+def _covers(owner: dns.name.Name, nxt: dns.name.Name, name: dns.name.Name) -> bool:
+    """owner < name < next in canonical order, with the chain's wrap-around at the end."""
+    if owner < nxt:
+        return owner < name < nxt
+    return name > owner or name < nxt  # the last NSEC points back to the apex
+
+
+def check_denial(
+    qname: dns.name.Name,
+    qtype: int,
+    nxdomain: bool,
+    proofs: list[Proof],
+    zone: dns.name.Name,
+    keys: list,
+    now: dt.datetime,
+) -> Verdict:
+    """Does a signed NSEC/NSEC3 proof show that (qname, qtype) does not exist?
+
+    Secure when it does; insecure for an opt-out span that may hide an unsigned delegation (a
+    DS query only); bogus with `denial_bogus` when the proof is missing, unsigned or wrong.
+    """
+    if not proofs:
+        return Verdict(R.BOGUS, ["denial_bogus"])
+    for proof in proofs:
+        if not check_rrsigs(proof.rrset, proof.rrsigs, keys, zone, now).secure:
+            return Verdict(R.BOGUS, ["denial_bogus"])
+    nsec3 = [p.rrset for p in proofs if p.rrset.rdtype == 50]
+    if nsec3:
+        return _check_nsec3(qname, qtype, nxdomain, nsec3, zone)
+    return _check_nsec(qname, qtype, nxdomain, [p.rrset for p in proofs if p.rrset.rdtype == 47])
+
+
+def _types(rdata) -> set[int]:
+    return {t for window, bitmap in rdata.windows for t in _bits(window, bitmap)}
+
+
+def _bits(window: int, bitmap: bytes):
+    for i, byte in enumerate(bitmap):
+        for bit in range(8):
+            if byte & (0x80 >> bit):
+                yield window * 256 + i * 8 + bit
+
+
+def _check_nsec(qname, qtype, nxdomain, nsecs) -> Verdict:
+    if not nxdomain:
+        for rrset in nsecs:
+            types = _types(rrset[0])
+            if rrset.name == qname:
+                ok = qtype not in types and 5 not in types  # no such type, no CNAME
+                return Verdict(R.SECURE) if ok else Verdict(R.BOGUS, ["denial_bogus"])
+            nxt = rrset[0].next
+            if _covers(rrset.name, nxt, qname) and nxt.is_subdomain(qname):
+                return Verdict(R.SECURE)  # an empty non-terminal
+        return Verdict(R.BOGUS, ["denial_bogus"])
+    covering = [r for r in nsecs if _covers(r.name, r[0].next, qname)]
+    if not covering:
+        return Verdict(R.BOGUS, ["denial_bogus"])
+    owner, nxt = covering[0].name, covering[0][0].next
+    encloser = (
+        _common(qname, owner)
+        if len(_common(qname, owner)) >= len(_common(qname, nxt))
+        else _common(qname, nxt)
+    )
+    wildcard = dns.name.Name((b"*",)).concatenate(encloser)
+    if any(_covers(r.name, r[0].next, wildcard) or r.name == wildcard for r in nsecs):
+        return Verdict(R.SECURE)
+    return Verdict(R.BOGUS, ["denial_bogus"])
+
+
+def _common(a: dns.name.Name, b: dns.name.Name) -> dns.name.Name:
+    _, _, labels = a.fullcompare(b)
+    return dns.name.Name(a.labels[-labels:]) if labels else dns.name.root
+
+
+def _check_nsec3(qname, qtype, nxdomain, nsec3s, zone) -> Verdict:
+    first = nsec3s[0][0]
+    salt, iterations = first.salt, first.iterations
+
+    def digest(name: dns.name.Name) -> str:
+        return dns.dnssec.nsec3_hash(name, salt or None, iterations, 1).lower()
+
+    spans = []
+    for rrset in nsec3s:
+        owner = rrset.name.labels[0].decode().lower()
+        nxt = dns.dnssec.base64.b32encode(rrset[0].next).decode().translate(_TO_HEX).lower()
+        spans.append((owner, nxt, rrset[0]))
+
+    def matching(name):
+        h = digest(name)
+        return next((r for o, _, r in spans if o == h), None)
+
+    def covering(name):
+        h = digest(name)
+        for o, n, r in spans:
+            if (o < h < n) if o < n else (h > o or h < n):
+                return r
+        return None
+
+    if not nxdomain:
+        exact = matching(qname)
+        if exact is not None:
+            types = _types(exact)
+            ok = qtype not in types and 5 not in types
+            return Verdict(R.SECURE) if ok else Verdict(R.BOGUS, ["denial_bogus"])
+    # Closest encloser proof: an existing ancestor, and a covered "next closer" name below it.
+    encloser = qname.parent() if qname != zone else zone
+    while encloser != zone and matching(encloser) is None:
+        encloser = encloser.parent()
+    if matching(encloser) is None:
+        return Verdict(R.BOGUS, ["denial_bogus"])
+    next_closer = dns.name.Name(qname.labels[-(len(encloser) + 1) :])
+    span = covering(next_closer)
+    if span is None:
+        return Verdict(R.BOGUS, ["denial_bogus"])
+    if not nxdomain:
+        if qtype == 43 and span.flags & 1:
+            return Verdict(R.INSECURE, ["no_ds"])  # an opt-out span: an unsigned delegation
+        return Verdict(R.BOGUS, ["denial_bogus"])
+    if covering(dns.name.Name((b"*",)).concatenate(encloser)) is None:
+        return Verdict(R.BOGUS, ["denial_bogus"])
+    if span.flags & 1:
+        return Verdict(R.INSECURE, ["nxdomain"])  # opt-out: the name may be an unsigned delegation
+    return Verdict(R.SECURE)
+
+
+_TO_HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
