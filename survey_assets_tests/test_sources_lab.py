@@ -134,3 +134,13 @@ def test_raw_import_provenance(lake_days):
     )
     bad = json.loads(listed.filter(pl.col("source") == "passive-dns")["bad"][0])
     assert bad["bad_name"]["count"] == len(W.INVALID_LIST_LINES)
+
+
+def test_no_scratch_files_are_left(lake_days):
+    root, _, _ = lake_days
+    leftovers = [
+        p
+        for p in (root / "lake").rglob("*")
+        if p.is_file() and ("/.staging/" in str(p) or p.suffix == ".tmp")
+    ]
+    assert leftovers == []

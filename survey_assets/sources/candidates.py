@@ -62,6 +62,15 @@ def connect(
     return con
 
 
+def discard(con: duckdb.DuckDBPyConnection) -> None:
+    """Close a connection and delete its scratch database file, if it has one."""
+    files = [row[2] for row in con.execute("PRAGMA database_list").fetchall() if row[2]]
+    con.close()
+    for name in files:
+        for path in (Path(name), Path(name + ".wal")):
+            path.unlink(missing_ok=True)
+
+
 def _glob(lake: Path, dataset: str, depth: int) -> str:
     return str(lake / dataset / "/".join(["*"] * depth) / "*.parquet")
 

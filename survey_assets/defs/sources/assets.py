@@ -114,7 +114,10 @@ def candidate_domains(
     date = _date(context)
     config = survey.sources()
     con = C.connect(config.extra_suffixes, spill=survey.lake / ".staging" / "duckdb")
-    report = C.build_candidates(con, survey.lake, date)
+    try:
+        report = C.build_candidates(con, survey.lake, date)
+    finally:
+        C.discard(con)
     suffix_table = "\n".join(f"| {k} | {v:,} |" for k, v in list(report.per_suffix.items())[:30])
     return dg.MaterializeResult(
         metadata={
