@@ -108,7 +108,11 @@ def test_proofs_of_healthy_zones_are_secure(denial):
     from survey_assets.dns.validation import check_denial
 
     d = _domain("lab-secure", signed=True, fault=None, denial=denial, wildcard=False)
-    for qname, qtype in ((f"nothere.{d.name}", T.A), (d.name, T.AAAA), (f"_25._tcp.x.{d.name}", T.TLSA)):
+    for qname, qtype in (
+        (f"nothere.{d.name}", T.A),
+        (d.name, T.AAAA),
+        (f"_25._tcp.x.{d.name}", T.TLSA),
+    ):
         name, nx, proofs, zone, keys = _negative(qname, qtype)
         assert proofs, qname
         verdict = check_denial(name, qtype, nx, proofs, zone, keys, NOW)
