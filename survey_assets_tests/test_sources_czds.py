@@ -115,7 +115,9 @@ def test_damaged_gzip_fails_that_file_only_and_keeps_yesterday(tmp_path, damage)
     config = _config(tmp_path)
     lake = tmp_path / "lake"
     import_day(config, DAY, lake, NOW)
-    before = pl.read_parquet(lake / "raw_zone_lists" / f"date={DAY}" / "source=czds" / "*.parquet")
+    before = pl.read_parquet(
+        lake / "raw_zone_lists" / f"date={DAY}" / "source=czds" / "*" / "*.parquet"
+    )
     nxt = DAY + dt.timedelta(days=1)
     blob = gzip.compress((good * 2000).encode())
     broken = blob[: len(blob) // 2] if damage == "truncated" else b"\x1f\x8b" + b"\x00garbage" * 100
@@ -130,7 +132,9 @@ def test_damaged_gzip_fails_that_file_only_and_keeps_yesterday(tmp_path, damage)
     assert results["example.txt.gz"].status == "failed"
     assert "example.txt.gz" in results["example.txt.gz"].error
     assert results["other.txt.gz"].status == "ok"
-    after = pl.read_parquet(lake / "raw_zone_lists" / f"date={DAY}" / "source=czds" / "*.parquet")
+    after = pl.read_parquet(
+        lake / "raw_zone_lists" / f"date={DAY}" / "source=czds" / "*" / "*.parquet"
+    )
     assert before.equals(after)  # the previous day is untouched
     report = C.build_candidates(C.connect(("example", "other")), lake, nxt)
     names = set(pl.read_parquet(report.path / "*.parquet")["name"])

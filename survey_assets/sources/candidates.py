@@ -91,7 +91,7 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
     """Compute and write `candidate_domains` for `date`; returns what a person wants to know."""
     day = date.isoformat()
     imports = _glob(lake, IMPORTS_DATASET, 1)
-    raw = _glob(lake, RAW_DATASET, 2)
+    raw = _glob(lake, RAW_DATASET, 3)
     if not list((lake / IMPORTS_DATASET).glob("date=*/*.parquet")):
         raise FileNotFoundError(
             f"no zone imports in {lake / IMPORTS_DATASET}: run raw_zone_lists first"

@@ -1,6 +1,7 @@
 """Import a day's zone lists into the lake, with provenance, atomically per source.
 
-Layout: `lake/raw_zone_lists/date=D/source=S/part-*.parquet` (zone, owner, rtype, rdata) and
+Layout: `lake/raw_zone_lists/date=D/source=S/zone=Z/part-*.parquet` (owner, rtype, rdata; the
+zone is `*` for name lists) and
 `lake/zone_imports/date=D/part-0000.parquet` (one row per feed: a file or a transferred zone).
 Each source's day is built in `lake/.staging/` and renamed into place when complete, so a reader
 never sees half an import and a re-run replaces exactly that source's day. A damaged feed is
@@ -29,6 +30,7 @@ from survey_assets.sources.records import ImportStats, SourceError
 RAW_DATASET = "raw_zone_lists"
 IMPORTS_DATASET = "zone_imports"
 PART_ROWS = 2_000_000
+LIST_ZONE = "*"  # the feed key of name lists, which belong to no zone
 
 
 @dataclass
@@ -115,7 +117,7 @@ def feeds(source: Source, date: dt.date) -> list[tuple[str, str, Path | None]]:
         elif source.kind == "zonefile" and name.endswith((".zone", ".zone.gz")):
             found.append((name, _zone(name.split(".zone")[0]), path))
         elif source.kind == "list" and name.endswith((".txt", ".txt.gz")):
-            found.append((name, "", path))
+            found.append((name, LIST_ZONE, path))
     return found
 
 
@@ -154,21 +156,19 @@ def import_source(source: Source, date: dt.date, lake: Path) -> list[FeedResult]
         for index, (feed, zone, path) in enumerate(feeds(source, date)):
             result = FeedResult(source.name, source.kind, feed, zone)
             began = time.monotonic()
-            writer = PartWriter(folder, f"{index:03d}")
+            feed_folder = folder / f"zone={zone}"
+            feed_folder.mkdir(exist_ok=True)
+            writer = PartWriter(feed_folder, f"{index:03d}")
             try:
                 if path is not None:
                     result.size = path.stat().st_size
                     result.sha256 = _sha256(path)
                 for frame in read_feed(source, zone, path, result.stats):
-                    writer.add(
-                        frame.with_columns(pl.lit(zone).alias("zone")).select(
-                            "zone", "owner", "rtype", "rdata"
-                        )
-                    )
+                    writer.add(frame)
                 writer.close()
             except SourceError as exc:
                 writer.close()
-                for part in folder.glob(f"part-{index:03d}-*.parquet"):
+                for part in feed_folder.glob(f"part-{index:03d}-*.parquet"):
                     part.unlink()
                 result.status, result.error = "failed", str(exc)
             result.seconds = time.monotonic() - began

@@ -137,8 +137,7 @@ def candidate_domains(
             "feeds_used": dg.MetadataValue.md(
                 "| source | zone | imported |\n|---|---|---|\n"
                 + "\n".join(
-                    f"| {f['source']} | {f['zone'] or '(list)'} | {f['imported']} |"
-                    for f in report.feeds
+                    f"| {f['source']} | {f['zone']} | {f['imported']} |" for f in report.feeds
                 )
             ),
         }
