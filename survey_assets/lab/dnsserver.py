@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -374,6 +375,10 @@ class DnsLab:
                     lambda spec=spec: _Udp(self, spec), local_addr=(spec.address, self.port)
                 )
                 self._transports.append(transport)
+                with contextlib.suppress(OSError):  # room for a scanner's bursts of queries
+                    transport.get_extra_info("socket").setsockopt(
+                        socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22
+                    )
                 if spec.fault == "tc_no_tcp":
                     continue  # nothing listens on TCP: connection refused
                 server = await asyncio.start_server(

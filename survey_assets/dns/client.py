@@ -1,0 +1,424 @@
+"""An asynchronous DNS client for the survey's scanner.
+
+One unconnected UDP socket per address family serves every query of a client: responses are
+matched to outstanding queries by (server address, port, message ID, question), and anything
+that matches nothing is dropped, so a stray, late or spoofed datagram can never fail a query.
+Truncated answers are retried over TCP, FORMERR to an EDNS query is retried once without EDNS,
+and every call returns exactly one `Answer`: network trouble and hostile responses are reported
+in `Answer.error`, never raised. Plain asyncio (runs under uvloop too); dnspython for messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import secrets
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+__all__ = ["Answer", "ClientSettings", "DnsClient"]
+
+# Reason codes of `Answer.error` (a subset shares its meaning with survey_assets.reasons).
+TIMEOUT = "timeout"
+REFUSED_BY_POLICY = "refused_by_policy"
+FORMERR = "formerr"
+MALFORMED = "malformed"
+TCP_FAILED = "tcp_failed"
+NETWORK_ERROR = "network_error"
+
+# Transfers stream many messages over TCP: not what a one-answer client can do.
+_UNSUPPORTED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.OPT}
+_RECV_BUFFER = (
+    4 << 20
+)  # bursts of thousands of answers must not overflow the socket (capped by rmem_max)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    timeout: float = 2.0  # per attempt
+    retries: int = 2  # extra attempts after the first, with exponential back-off
+    backoff: float = 0.2  # seconds before the first retry, doubling
+    tcp_timeout: float = 5.0  # total deadline of one TCP exchange (connect, send, receive)
+    max_in_flight: int = 2000  # queries outstanding at once for the whole client
+    per_server_qps: float = 0.0  # 0 = unlimited; otherwise a token bucket per server address
+    opt_out_names: frozenset[str] = frozenset()  # names (and everything below them) never queried
+    opt_out_addresses: frozenset[str] = frozenset()  # server addresses never contacted
+    payload: int = 1232  # EDNS UDP payload size (the DNS flag day 2020 value)
+
+
+@dataclass
+class Answer:
+    qname: dns.name.Name
+    qtype: int
+    server: str  # "address@port" of the server that gave (or failed to give) this answer
+    message: dns.message.Message | None  # None when nothing usable came back
+    wire: bytes | None  # the raw response, kept as evidence (also when it does not parse)
+    transport: str  # "udp" | "tcp" | "none" (nothing was sent)
+    error: str | None  # None or a reason code: see the module constants
+    elapsed: float  # seconds from taking an in-flight slot to the answer (rate-limit waits count)
+    attempts: int  # messages sent, UDP and TCP
+    sent: dns.message.Message | None = None  # the last query sent, as evidence of its flags
+    edns_fallback: bool = False  # FORMERR to EDNS made us ask again without EDNS
+
+    @property
+    def rcode(self) -> int | None:
+        return self.message.rcode() if self.message is not None else None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.message is not None
+
+
+@dataclass
+class _Reply:
+    wire: bytes
+    message: dns.message.Message | None  # None: it did not parse
+    truncated: bool = False
+
+
+class _Pending:
+    __slots__ = ("sent", "future")
+
+    def __init__(self, sent: dns.message.Message, future: asyncio.Future[_Reply]) -> None:
+        self.sent, self.future = sent, future
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, pending: dict[tuple[str, int, int], _Pending]) -> None:
+        self.pending = pending
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) < 12:  # not even a header: cannot belong to anyone
+            return
+        host = addr[0].split("%", 1)[0]  # IPv6 link-local scope is not part of our key
+        entry = self.pending.get((host, addr[1], int.from_bytes(data[:2], "big")))
+        if entry is None or entry.future.done():
+            return
+        reply = _classify(entry.sent, data)
+        if reply is not None:  # decided here: a loop may deliver several datagrams in one go
+            entry.future.set_result(reply)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors on an unconnected socket name no query: the attempt simply times out.
+        pass
+
+
+def _classify(sent: dns.message.Message, data: bytes) -> _Reply | None:
+    """What a datagram carrying our ID and address means: None when it answers another question."""
+    try:
+        message = dns.message.from_wire(data)
+    except Exception:  # hostile input reaches every corner of the parser
+        # A server may cut a truncated answer mid-record: QR and TC still say "ask over TCP".
+        truncated = bool(data[2] & 0x80) and bool(data[2] & 0x02)
+        return _Reply(data, None, truncated=truncated)
+    if not _is_response(sent, message):
+        return None
+    return _Reply(data, message, truncated=bool(message.flags & dns.flags.TC))
+
+
+def _is_response(sent: dns.message.Message, message: dns.message.Message) -> bool:
+    try:
+        return sent.is_response(message)
+    except Exception:
+        return False
+
+
+class _Bucket:
+    """A token bucket of capacity one: sends to one server spaced at least 1/qps apart."""
+
+    def __init__(self, qps: float) -> None:
+        self.interval = 1.0 / qps
+        self.next_free = 0.0
+
+    async def take(self) -> None:
+        now = asyncio.get_running_loop().time()
+        at = max(now, self.next_free)
+        self.next_free = at + self.interval  # reserve before sleeping: waiters queue in order
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+def _address(host: str) -> str:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).compressed
+    except ValueError:
+        raise ValueError(f"not an IP address: {host!r}") from None
+
+
+def _to_name(qname: str | dns.name.Name) -> dns.name.Name:
+    if isinstance(qname, dns.name.Name):
+        name = qname
+    elif isinstance(qname, str):
+        try:
+            name = dns.name.from_text(qname)
+        except dns.exception.DNSException as exc:
+            raise ValueError(f"not a valid DNS name: {qname!r} ({exc})") from None
+    else:
+        raise ValueError(f"not a valid DNS name: {qname!r}")
+    if not name.is_absolute():
+        try:
+            name = name.concatenate(dns.name.root)
+        except dns.exception.DNSException as exc:
+            raise ValueError(f"not a valid DNS name: {qname!r} ({exc})") from None
+    return name
+
+
+def _to_rdtype(qtype: int | str) -> int:
+    try:
+        rdtype = dns.rdatatype.RdataType.make(qtype)
+    except (dns.exception.DNSException, ValueError, TypeError):
+        raise ValueError(f"not a valid query type: {qtype!r}") from None
+    if rdtype in _UNSUPPORTED_TYPES:
+        raise ValueError(f"query type {dns.rdatatype.to_text(rdtype)} is not supported")
+    return int(rdtype)
+
+
+class DnsClient:
+    """Queries to a fixed set of servers (or one chosen per query), many at once.
+
+    async with DnsClient([("127.53.0.53", 10053)]) as client:
+        answer = await client.query("example.lab-com.", "MX")
+    """
+
+    def __init__(
+        self, servers: list[tuple[str, int]], settings: ClientSettings = ClientSettings()
+    ) -> None:
+        self.settings = settings
+        self._opt_out_addresses = {_address(a) for a in settings.opt_out_addresses}
+        self._opt_out_names = {_to_name(n) for n in settings.opt_out_names}
+        normalized = [(_address(h), int(p)) for h, p in servers]
+        # Opted-out servers drop out of the rotation; a query naming one is refused instead.
+        self._servers = [s for s in normalized if s[0] not in self._opt_out_addresses]
+        self._all_opted_out = bool(normalized) and not self._servers
+        self._next_server = 0
+        self._pending: dict[tuple[str, int, int], _Pending] = {}
+        self._transports: dict[int, asyncio.DatagramTransport | None] = {}
+        self._buckets: dict[str, _Bucket] = {}
+        self._slots: asyncio.Semaphore | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def __aenter__(self) -> DnsClient:
+        self._slots = asyncio.Semaphore(max(1, self.settings.max_in_flight))
+        for family, anywhere in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            self._transports[family] = await self._open_udp(family, anywhere)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for transport in self._transports.values():
+            if transport is not None:
+                transport.close()
+        self._transports.clear()
+
+    async def _open_udp(self, family: int, anywhere: str) -> asyncio.DatagramTransport | None:
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError:  # no IPv6 on this host: queries to IPv6 servers report network_error
+            return None
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+            sock.setblocking(False)
+            sock.bind((anywhere, 0))  # an ephemeral port chosen by the kernel (randomised)
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _UdpProtocol(self._pending), sock=sock
+            )
+        except OSError:
+            sock.close()
+            return None
+        return transport
+
+    # --- the query -------------------------------------------------------------------------------
+    async def query(
+        self,
+        qname: str | dns.name.Name,
+        qtype: int | str,
+        *,
+        server: tuple[str, int] | None = None,
+        dnssec: bool = True,
+        cd: bool = True,
+        rd: bool = True,
+        edns: bool = True,
+    ) -> Answer:
+        name, rdtype = _to_name(qname), _to_rdtype(qtype)
+        if self._slots is None:
+            raise RuntimeError("use the client inside `async with DnsClient(...)`")
+        if server is not None:
+            targets = [(_address(server[0]), int(server[1]))]
+        elif self._servers:
+            # Round-robin: each query starts one server further, each retry moves on by one.
+            start = self._next_server
+            self._next_server = (start + 1) % len(self._servers)
+            targets = self._servers[start:] + self._servers[:start]
+        elif self._all_opted_out:
+            targets = []
+        else:
+            raise ValueError("no server: give `server=` or servers to the client")
+
+        if not targets or targets[0][0] in self._opt_out_addresses or self._opted_out(name):
+            where = f"{targets[0][0]}@{targets[0][1]}" if targets else ""
+            return Answer(name, rdtype, where, None, None, "none", REFUSED_BY_POLICY, 0.0, 0)
+        async with self._slots:
+            return await self._query(name, rdtype, targets, dnssec, cd, rd, edns)
+
+    def _opted_out(self, name: dns.name.Name) -> bool:
+        if not self._opt_out_names:
+            return False
+        while True:  # walking up the name is cheaper than comparing with every opted-out name
+            if name in self._opt_out_names:
+                return True
+            if name == dns.name.root:
+                return False
+            name = name.parent()
+
+    async def _query(
+        self,
+        name: dns.name.Name,
+        rdtype: int,
+        targets: list[tuple[str, int]],
+        dnssec: bool,
+        cd: bool,
+        rd: bool,
+        edns: bool,
+    ) -> Answer:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempts, fallback, use_edns = 0, False, edns
+        error, wire, sent = TIMEOUT, None, None
+        host, port = targets[0]
+        flags = (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0)
+
+        def done(**kw: Any) -> Answer:
+            kw.setdefault("message", None)
+            kw.setdefault("transport", "udp")
+            kw.setdefault("error", None)
+            return Answer(name, rdtype, f"{host}@{port}", elapsed=loop.time() - started,
+                          attempts=attempts, sent=sent, edns_fallback=fallback, **kw)  # fmt: skip
+
+        tries = 0
+        while tries <= max(0, s.retries):
+            host, port = targets[tries % len(targets)]
+            sent = dns.message.make_query(
+                name,
+                rdtype,
+                use_edns=0 if use_edns else False,
+                want_dnssec=dnssec and use_edns,  # DO lives in the OPT record
+                payload=s.payload,
+                flags=flags,
+            )
+            await self._throttle(host)
+            attempts += 1
+            reply, error = await self._udp(host, port, sent)
+            if reply is None or (reply.message is None and not reply.truncated):
+                wire = reply.wire if reply is not None else wire  # keep the evidence
+                tries += 1
+                if tries <= s.retries:
+                    await asyncio.sleep(s.backoff * 2 ** (tries - 1))
+                continue
+            if reply.truncated:
+                await self._throttle(host)
+                attempts += 1
+                message, tcp_wire, tcp_error = await self._tcp(host, port, sent)
+                return done(message=message, wire=tcp_wire or reply.wire, transport="tcp",
+                            error=tcp_error)  # fmt: skip
+            assert reply.message is not None
+            if reply.message.rcode() == dns.rcode.FORMERR:
+                if use_edns and not fallback:
+                    # An old server rejecting EDNS: ask again plainly, at once and for free.
+                    use_edns, fallback = False, True
+                    continue
+                return done(message=reply.message, wire=reply.wire, error=FORMERR)
+            return done(message=reply.message, wire=reply.wire)
+        # Garbage from the server is better evidence than a later silence: report it.
+        return done(wire=wire, error=MALFORMED if wire is not None else error)
+
+    async def _throttle(self, host: str) -> None:
+        if self.settings.per_server_qps <= 0:
+            return
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            bucket = self._buckets[host] = _Bucket(self.settings.per_server_qps)
+        await bucket.take()
+
+    # --- UDP -------------------------------------------------------------------------------------
+    async def _udp(
+        self, host: str, port: int, sent: dns.message.Message
+    ) -> tuple[_Reply | None, str]:
+        """One attempt: a matching reply (parsed or not), or None and why nothing came."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        transport = self._transports.get(family)
+        if transport is None or transport.is_closing():
+            return None, NETWORK_ERROR
+        loop = asyncio.get_running_loop()
+        key = self._new_key(host, port)
+        sent.id = key[2]
+        future: asyncio.Future[_Reply] = loop.create_future()
+        self._pending[key] = _Pending(sent, future)
+        try:
+            transport.sendto(sent.to_wire(), (host, port))
+            reply = await asyncio.wait_for(future, self.settings.timeout)
+            return reply, (MALFORMED if reply.message is None else "")
+        except TimeoutError:
+            return None, TIMEOUT
+        except (OSError, ValueError):  # sendto refused the address outright
+            return None, NETWORK_ERROR
+        finally:
+            self._pending.pop(key, None)
+
+    def _new_key(self, host: str, port: int) -> tuple[str, int, int]:
+        # Random IDs (RFC 5452) that no outstanding query to this server already uses.
+        while True:
+            key = (host, port, secrets.randbits(16))
+            if key not in self._pending:
+                return key
+
+    # --- TCP -------------------------------------------------------------------------------------
+    async def _tcp(
+        self, host: str, port: int, sent: dns.message.Message
+    ) -> tuple[dns.message.Message | None, bytes | None, str | None]:
+        """The same query over TCP, with `tcp_timeout` as the deadline for the whole exchange."""
+        last: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.settings.tcp_timeout):
+                return await self._tcp_exchange(host, port, sent, last)
+        except TimeoutError:
+            pass
+        except (OSError, asyncio.IncompleteReadError, EOFError):
+            pass
+        return None, (last[-1] if last else None), TCP_FAILED
+
+    async def _tcp_exchange(
+        self, host: str, port: int, sent: dns.message.Message, last: list[bytes]
+    ) -> tuple[dns.message.Message | None, bytes | None, str | None]:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            wire = sent.to_wire()
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+            while True:  # skip what is not ours; the deadline bounds the loop
+                (length,) = struct.unpack("!H", await reader.readexactly(2))
+                data = await reader.readexactly(length)
+                last.append(data)
+                try:
+                    message = dns.message.from_wire(data)
+                except Exception:
+                    if len(data) >= 2 and int.from_bytes(data[:2], "big") == sent.id:
+                        return None, data, MALFORMED
+                    continue
+                if _is_response(sent, message):
+                    return message, data, None
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 0.5)
