@@ -1,0 +1,70 @@
+"""Scanning candidate domains: each one's MX answer, validated, as a row of the day's scan."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import dns.name
+import dns.rdatatype as T
+from survey_assets import reasons as R
+from survey_assets.dns.chain import ChainValidator
+from survey_assets.dns.client import ClientSettings, DnsClient
+
+
+def read_anchor(text: str) -> list:
+    """DS records of the root from a trust-anchor file (`. IN DS ...` lines, as Unbound reads)."""
+    import dns.rdata
+
+    anchors = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split(";", 1)[0].split()
+        if not fields:
+            continue
+        try:
+            index = [f.upper() for f in fields].index("DS")
+            if fields[0] != ".":
+                raise ValueError("not the root")
+            anchors.append(dns.rdata.from_text("IN", "DS", " ".join(fields[index + 1 :])))
+        except (ValueError, dns.exception.DNSException) as exc:
+            raise ValueError(f"trust anchor line {number}: {line.strip()!r}: {exc}") from None
+    if not anchors:
+        raise ValueError("the trust anchor holds no DS record for the root")
+    return anchors
+
+
+async def scan_domain(validator: ChainValidator, name: dns.name.Name) -> dict:
+    result = await validator.validate(name, T.MX, name)
+    reasons = list(result.reasons)
+    mx = []
+    if result.status != R.INDETERMINATE and result.records and result.rcode == 0:
+        for text in result.records:
+            for line in text.splitlines():
+                fields = line.split()
+                if len(fields) >= 6 and fields[3] == "MX":
+                    mx.append((int(fields[4]), fields[5]))
+    if result.status != R.INDETERMINATE and result.rcode == 0 and not mx:
+        reasons.append("no_mx")
+    return {
+        "name": name.to_text(),
+        "dnssec": result.status,
+        "reasons": R.check(reasons),
+        "mx": [host for _, host in sorted(mx)],
+        "zone": result.zone,
+        "evidence": result.records + result.signatures,
+    }
+
+
+async def scan_domains(
+    names: list[str],
+    resolver: tuple[str, int],
+    anchors: list,
+    now: dt.datetime,
+    settings: ClientSettings | None = None,
+) -> list[dict]:
+    """One row per name, in order; a name that cannot be scanned still gets its row."""
+    async with DnsClient([resolver], settings or ClientSettings()) as client:
+        validator = ChainValidator(client, anchors, now)
+        return list(
+            await asyncio.gather(*(scan_domain(validator, dns.name.from_text(n)) for n in names))
+        )
