@@ -18,6 +18,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype as T
 import dns.rrset
+
 from survey_assets import reasons as R
 from survey_assets.dns.client import Answer, DnsClient
 from survey_assets.dns.validation import Proof, Verdict, check_denial, check_dnskeys, check_rrsigs

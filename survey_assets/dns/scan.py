@@ -7,6 +7,7 @@ import datetime as dt
 
 import dns.name
 import dns.rdatatype as T
+
 from survey_assets import reasons as R
 from survey_assets.dns.chain import ChainValidator
 from survey_assets.dns.client import ClientSettings, DnsClient
