@@ -9,7 +9,7 @@ import json
 import pytest
 
 from survey_assets.dns.client import ClientSettings
-from survey_assets.dns.scan import read_anchor, scan_domains
+from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
 from survey_assets.lab import world as W
 from survey_assets.lab.serve import Lab
 from survey_assets_tests.conftest import free_port
@@ -46,6 +46,37 @@ def test_domain_statuses_equal_the_truth(tmp_path, day):
         if sorted(t["mx"]) != sorted(r["mx"])
     ]
     assert not mx_wrong, mx_wrong[:10]
+
+
+@pytest.mark.parametrize("day", [0, 8], ids=lambda d: f"day{d}")
+def test_mx_host_tlsa_statuses_equal_the_truth(tmp_path, day):
+    date = W.date_of(day)
+    with Lab(scale="tiny", date=date, workdir=tmp_path, dns_port=free_port(),
+             smtp_port=free_port("127.25.1.1"), write_zones=False) as lab:  # fmt: skip
+        truth = [json.loads(x) for x in lab.info.truth.read_text().splitlines()]
+        hosts = [r for r in truth if r["kind"] == "mx_host"]
+        anchors = read_anchor(lab.info.trust_anchor.read_text())
+        now = dt.datetime.combine(date, dt.time(12), dt.UTC)
+        settings = ClientSettings(timeout=1.0, retries=3, max_in_flight=200)
+        rows = asyncio.run(
+            scan_hosts(
+                [r["name"] for r in hosts],
+                (lab.info.resolver, lab.info.dns_port),
+                anchors,
+                now,
+                settings,
+            )
+        )
+    wrong = [
+        (t["name"], t["dnssec"], t["reasons"], r["dnssec"], r["reasons"])
+        for t, r in zip(hosts, rows, strict=True)
+        if (t["dnssec"], t["reasons"]) != (r["dnssec"], r["reasons"])
+    ]
+    assert not wrong, wrong[:15]
+    counts = [
+        (t["name"], t["tlsa_count"], len(r["tlsa"])) for t, r in zip(hosts, rows, strict=True)
+    ]
+    assert [c for c in counts if c[1] != c[2]] == []
 
 
 def test_bad_trust_anchor_names_the_line():

@@ -145,6 +145,16 @@ class ChainValidator:
             self.now,
         )
 
+    async def zone_of(self, qname: dns.name.Name, fallback: dns.name.Name) -> dns.name.Name:
+        """The zone that holds `qname`, from the SOA the resolver shows for it."""
+        answer = await self.client.query(qname, T.SOA)
+        if answer.message is None:
+            return fallback
+        for rrset in (*answer.message.answer, *answer.message.authority):
+            if rrset.rdtype == T.SOA and qname.is_subdomain(rrset.name):
+                return rrset.name
+        return fallback
+
     async def validate(self, qname: dns.name.Name, qtype: int, zone_hint: dns.name.Name) -> Result:
         """Ask for (qname, qtype) and judge the answer. `zone_hint` is the zone the name is
         expected in (a candidate's own zone); signatures and SOA records refine it."""
@@ -166,6 +176,8 @@ class ChainValidator:
                 and sigs[0].signer.is_subdomain(zone_hint)
             ):
                 zone = sigs[0].signer
+            elif not sigs:
+                zone = await self.zone_of(qname, zone_hint)
             result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=zone.to_text(),
                             records=[target.to_text()], signatures=[sigs.to_text()] if sigs else [])  # fmt: skip
             keys = await self.keys(zone)

@@ -27,6 +27,10 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from survey_assets.dns.rdata import install as _install_lenient_tlsa
+
+_install_lenient_tlsa()  # malformed TLSA records are data for the survey, not parse errors
+
 __all__ = ["Answer", "ClientSettings", "DnsClient"]
 
 # Reason codes of `Answer.error` (a subset shares its meaning with survey_assets.reasons).

@@ -56,6 +56,42 @@ async def scan_domain(validator: ChainValidator, name: dns.name.Name) -> dict:
     }
 
 
+async def scan_host(validator: ChainValidator, host: dns.name.Name) -> dict:
+    """An MX host's TLSA RRset at _25._tcp.<host>: its DNSSEC status and the records."""
+    qname = dns.name.Name((b"_25", b"_tcp", *host.labels))
+    result = await validator.validate(qname, T.TLSA, host.parent())
+    tlsa = [
+        line.split(None, 4)[4]
+        for text in result.records
+        for line in text.splitlines()
+        if result.rcode == 0 and line.split()[3:4] == ["TLSA"]
+    ]
+    return {
+        "name": host.to_text(),
+        "dnssec": result.status,
+        # No TLSA name is the usual case (the host exists): the empty `tlsa` says it.
+        "reasons": R.check([r for r in result.reasons if r != "nxdomain"]),
+        "tlsa": tlsa,
+        "zone": result.zone,
+        "evidence": result.records + result.signatures,
+    }
+
+
+async def scan_hosts(
+    hosts: list[str],
+    resolver: tuple[str, int],
+    anchors: list,
+    now: dt.datetime,
+    settings: ClientSettings | None = None,
+) -> list[dict]:
+    """One row per MX host, in order."""
+    async with DnsClient([resolver], settings or ClientSettings()) as client:
+        validator = ChainValidator(client, anchors, now)
+        return list(
+            await asyncio.gather(*(scan_host(validator, dns.name.from_text(h)) for h in hosts))
+        )
+
+
 async def scan_domains(
     names: list[str],
     resolver: tuple[str, int],
