@@ -10,6 +10,7 @@ import pytest
 
 from survey_assets.dns.client import ClientSettings
 from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
+from survey_assets.lab import unbound
 from survey_assets.lab import world as W
 from survey_assets.lab.serve import Lab
 from survey_assets_tests.conftest import free_port
@@ -84,3 +85,35 @@ def test_bad_trust_anchor_names_the_line():
         read_anchor("example. IN DS 1 8 2 00")
     with pytest.raises(ValueError, match="no DS"):
         read_anchor("; nothing\n")
+
+
+@pytest.mark.skipif(not unbound.available(), reason="Debian's unbound is not installed")
+def test_unbound_agrees_with_the_scan(tmp_path):
+    """AD exactly where the scan says secure, SERVFAIL where bogus or indeterminate, else neither."""
+    date = W.date_of(8)
+    with (
+        Lab(scale="tiny", date=date, workdir=tmp_path / "lab", dns_port=free_port(),
+            smtp_port=free_port("127.25.1.1"), write_zones=False) as lab,
+        unbound.Unbound(lab.info, tmp_path / "unbound", free_port("127.0.0.1")) as validator,
+    ):  # fmt: skip
+        truth = [json.loads(x) for x in lab.info.truth.read_text().splitlines()]
+        names = [r["name"] for r in truth if r["kind"] == "domain"]
+        hosts = [r["name"] for r in truth if r["kind"] == "mx_host"]
+        anchors = read_anchor(lab.info.trust_anchor.read_text())
+        now = dt.datetime.combine(date, dt.time(12), dt.UTC)
+        settings = ClientSettings(timeout=1.0, retries=3, max_in_flight=200)
+        resolver = (lab.info.resolver, lab.info.dns_port)
+        domains = asyncio.run(scan_domains(names, resolver, anchors, now, settings))
+        mx_hosts = asyncio.run(scan_hosts(hosts, resolver, anchors, now, settings))
+        expected = {
+            "secure": "secure",
+            "insecure": "insecure",
+            "bogus": "servfail",
+            "indeterminate": "servfail",
+        }
+        disagree = [(r["name"], r["dnssec"], validator.status(r["name"], "MX")) for r in domains
+                    if validator.status(r["name"], "MX") != expected[r["dnssec"]]]  # fmt: skip
+        disagree += [(r["name"], r["dnssec"], validator.status(f"_25._tcp.{r['name']}", "TLSA")) for r in mx_hosts
+                     if validator.status(f"_25._tcp.{r['name']}", "TLSA") != expected[r["dnssec"]]]  # fmt: skip
+    assert not disagree, disagree[:10]
+    assert {r["dnssec"] for r in domains} == {"secure", "insecure", "bogus", "indeterminate"}
