@@ -107,6 +107,45 @@ def truth(date, scale, seed, out) -> None:
 
 
 @main.command()
+@click.argument("domain")
+@click.option("--resolver", default=None, help="ADDRESS[@PORT]; default: the lab's resolver")
+@click.option("--trust-anchor", type=click.Path(path_type=Path), default=None,
+              help="root DS records; default: the lab's anchor")  # fmt: skip
+@click.option(
+    "--now", default=None, help="validation time, YYYY-MM-DD[THH:MM]; default: the lab's day"
+)
+@click.option("--json", "as_json", is_flag=True, help="the full result, with evidence")
+def check(
+    domain: str, resolver: str | None, trust_anchor: Path | None, now: str | None, as_json: bool
+) -> None:
+    """Check one domain live with the survey's own code: DNSSEC of its MX, its MX hosts' TLSA."""
+    from survey_assets.dns.check import CheckError, check_domain, parse_server, render
+    from survey_assets.dns.scan import read_anchor
+    from survey_assets.lab.serve import served_date
+
+    settings = Settings.from_env()
+    try:
+        server = parse_server(resolver or f"{W.RESOLVER_ADDRESS}@{settings.lab_dns_port}")
+        anchor_path = trust_anchor or settings.lab_dir / "trust-anchor.ds"
+        try:
+            anchors = read_anchor(anchor_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckError(f"trust anchor {anchor_path}: {exc}") from None
+        if now:
+            when = dt.datetime.fromisoformat(now)
+            when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        elif resolver is None and (day := served_date(server[1])) is not None:
+            when = dt.datetime.combine(day, dt.time(12), dt.UTC)
+        else:
+            when = dt.datetime.now(dt.UTC)
+        result = check_domain(domain, server, anchors, when)
+    except (CheckError, ValueError) as exc:
+        click.echo(f"survey check: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(result, indent=2, sort_keys=True) if as_json else render(result))
+
+
+@main.command()
 @click.option("--days", type=int, default=14, show_default=True, help="length of the window")
 @click.option("--start", callback=_date, default=W.LAB_EPOCH.isoformat(), show_default=True)
 @scale_option
