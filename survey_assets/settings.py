@@ -24,6 +24,9 @@ class Settings:
     lab_smtp_port: int = 10025
     # Where downloaded zone lists land (one folder per source, one per day inside it).
     downloads_dir: Path | None = None
+    # The scanner's recursive resolver ("address@port") and trust anchor; the lab's by default.
+    resolver: str | None = None
+    trust_anchor: Path | None = None
     # The zone-list sources; the lab's by default.
     sources_file: Path = PROJECT_ROOT / "config" / "sources.lab.toml"
 
@@ -46,6 +49,10 @@ class Settings:
             lab_smtp_port=int(env.get("SURVEY_LAB_SMTP_PORT", cls.lab_smtp_port)),
             downloads_dir=Path(downloads) if downloads else None,
             sources_file=Path(env.get("SURVEY_SOURCES", cls.sources_file)),
+            resolver=env.get("SURVEY_RESOLVER") or None,
+            trust_anchor=Path(env["SURVEY_TRUST_ANCHOR"])
+            if env.get("SURVEY_TRUST_ANCHOR")
+            else None,
         )
 
     @property

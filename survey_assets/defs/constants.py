@@ -9,15 +9,20 @@ from survey_assets.lab.world import LAB_EPOCH
 # Groups, one per layer, in the order the data flows.
 LAB_GROUP = "lab"
 SOURCES_GROUP = "sources"
+SCANS_GROUP = "scans"
 
 # Asset keys.
 ZONE_DOWNLOADS = dg.AssetKey("zone_downloads")
 RAW_ZONE_LISTS = dg.AssetKey("raw_zone_lists")
 CANDIDATE_DOMAINS = dg.AssetKey("candidate_domains")
+DOMAIN_SCANS = dg.AssetKey("domain_scans")
+MX_HOST_SCANS = dg.AssetKey("mx_host_scans")
 LAB_TRUTH = dg.AssetKey("lab_truth")
 
 # Lake datasets (folder names under lake/).
 LAB_TRUTH_DATASET = "lab_truth"
+DOMAIN_SCANS_DATASET = "domain_scans"
+MX_HOST_SCANS_DATASET = "mx_host_scans"
 
 # Sensors.
 ZONE_FILES_SENSOR = "zone_files_sensor"

@@ -21,6 +21,29 @@ class SurveySettings(dg.ConfigurableResource):
     lab_smtp_port: int = 10025
     downloads_dir: str | None = None
     sources_file: str
+    resolver: str | None = None
+    trust_anchor: str | None = None
+
+    @property
+    def resolver_address(self) -> tuple[str, int]:
+        """Where the scanner sends its queries: the lab's resolver unless one is configured."""
+        text = self.resolver or f"{W.RESOLVER_ADDRESS}@{self.lab_dns_port}"
+        address, _, port = text.rpartition("@")
+        return (address, int(port)) if address else (text, 53)
+
+    @property
+    def trust_anchor_path(self) -> Path:
+        return (
+            Path(self.trust_anchor)
+            if self.trust_anchor
+            else Path(self.data_dir) / "lab" / "trust-anchor.ds"
+        )
+
+    def scan_time(self, date: dt.date) -> dt.datetime:
+        """The "now" signatures are judged at: noon of the lab's day, or the clock in production."""
+        if self.lab:
+            return dt.datetime.combine(date, dt.time(12), dt.UTC)
+        return dt.datetime.now(dt.UTC)
 
     @property
     def lab(self) -> bool:
@@ -72,5 +95,7 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             lab_smtp_port=settings.lab_smtp_port,
             downloads_dir=str(settings.downloads_dir) if settings.downloads_dir else None,
             sources_file=str(settings.sources_file),
+            resolver=settings.resolver,
+            trust_anchor=str(settings.trust_anchor) if settings.trust_anchor else None,
         )
     }

@@ -1,0 +1,96 @@
+"""Scan assets: each candidate's MX answer and each MX host's TLSA answer, validated."""
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections import Counter
+
+import dagster as dg
+import polars as pl
+
+from survey_assets.defs.constants import (
+    CANDIDATE_DOMAINS,
+    DAILY,
+    DOMAIN_SCANS,
+    DOMAIN_SCANS_DATASET,
+    MX_HOST_SCANS,
+    MX_HOST_SCANS_DATASET,
+    SCANS_GROUP,
+)
+from survey_assets.defs.resources import SurveySettings
+from survey_assets.dns.client import ClientSettings
+from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
+from survey_assets.lake.parquet import read_partition, replace_partition
+
+CLIENT = ClientSettings(timeout=1.0, retries=3, max_in_flight=500)
+SCHEMA = {
+    "name": pl.String,
+    "dnssec": pl.String,
+    "reasons": pl.List(pl.String),
+    "zone": pl.String,
+    "evidence": pl.List(pl.String),
+}
+
+
+def _scan(context: dg.AssetExecutionContext, survey: SurveySettings, run) -> list[dict]:
+    date = dt.date.fromisoformat(context.partition_key)
+    with survey.lab_serving(date) if survey.lab else contextlib.nullcontext():
+        anchors = read_anchor(survey.trust_anchor_path.read_text())  # the lab writes it on start
+        return asyncio.run(run(anchors, survey.scan_time(date)))
+
+
+def _summary(rows: list[dict]) -> dict:
+    statuses = Counter(r["dnssec"] for r in rows)
+    reasons = Counter(c for r in rows for c in r["reasons"])
+    return {
+        "dagster/row_count": len(rows),
+        "by_status": dg.MetadataValue.json(dict(statuses.most_common())),
+        "by_reason": dg.MetadataValue.md(
+            "| reason | count |\n|---|---|\n"
+            + "\n".join(f"| {k} | {v:,} |" for k, v in reasons.most_common())
+        ),
+    }
+
+
+@dg.asset(key=DOMAIN_SCANS, deps=[CANDIDATE_DOMAINS], partitions_def=DAILY, group_name=SCANS_GROUP,
+          kinds={"parquet", "dns"})  # fmt: skip
+def domain_scans(context: dg.AssetExecutionContext, survey: SurveySettings) -> dg.MaterializeResult:
+    """Every candidate's MX answer with its DNSSEC status (secure, insecure, bogus,
+    indeterminate) and reasons, validated in-process from the trust anchor, with the records
+    and signatures as evidence."""
+    date = dt.date.fromisoformat(context.partition_key)
+    names = read_partition(survey.lake, "candidate_domains", date)["name"].to_list()
+    rows = _scan(context, survey, lambda anchors, now: scan_domains(
+        names, survey.resolver_address, anchors, now, CLIENT))  # fmt: skip
+    frame = pl.DataFrame(rows, schema={**SCHEMA, "mx": pl.List(pl.String)})
+    path = replace_partition(survey.lake, DOMAIN_SCANS_DATASET, date, frame)
+    return dg.MaterializeResult(
+        metadata={**_summary(rows), "path": dg.MetadataValue.path(str(path))}
+    )
+
+
+@dg.asset(key=MX_HOST_SCANS, deps=[DOMAIN_SCANS], partitions_def=DAILY, group_name=SCANS_GROUP,
+          kinds={"parquet", "dns"})  # fmt: skip
+def mx_host_scans(
+    context: dg.AssetExecutionContext, survey: SurveySettings
+) -> dg.MaterializeResult:
+    """Every distinct MX host of the day, once however many domains use it: the TLSA RRset at
+    _25._tcp.<host> with its DNSSEC status and reasons (a broken denial of existence is its own
+    reason), and how many of the day's domains use the host."""
+    date = dt.date.fromisoformat(context.partition_key)
+    domains = read_partition(survey.lake, DOMAIN_SCANS_DATASET, date)
+    users = (
+        domains.filter(pl.col("dnssec") != "indeterminate")
+        .select("name", "mx").explode("mx").drop_nulls("mx")
+        .group_by("mx").agg(pl.len().alias("domains")).sort("mx")
+    )  # fmt: skip
+    hosts = users["mx"].to_list()
+    rows = _scan(context, survey, lambda anchors, now: scan_hosts(
+        hosts, survey.resolver_address, anchors, now, CLIENT))  # fmt: skip
+    frame = pl.DataFrame(rows, schema={**SCHEMA, "tlsa": pl.List(pl.String)}).with_columns(
+        domains=users["domains"]
+    )
+    path = replace_partition(survey.lake, MX_HOST_SCANS_DATASET, date, frame)
+    return dg.MaterializeResult(
+        metadata={**_summary(rows), "path": dg.MetadataValue.path(str(path))}
+    )
