@@ -75,4 +75,9 @@ def _candidates_line(result) -> str:
         return ""
     meta = found[0].metadata
     rows, added, removed = (meta[k].value for k in ("dagster/row_count", "added", "removed"))
-    return f", {rows:,} candidates (+{added:,} -{removed:,})"
+    line = f", {rows:,} candidates (+{added:,} -{removed:,})"
+    scans = result.asset_materializations_for_node("domain_scans")
+    if scans:
+        statuses = scans[0].metadata["by_status"].value
+        line += ", MX " + " ".join(f"{k} {v:,}" for k, v in sorted(statuses.items()))
+    return line
