@@ -17,12 +17,14 @@ RAW_ZONE_LISTS = dg.AssetKey("raw_zone_lists")
 CANDIDATE_DOMAINS = dg.AssetKey("candidate_domains")
 DOMAIN_SCANS = dg.AssetKey("domain_scans")
 MX_HOST_SCANS = dg.AssetKey("mx_host_scans")
+NAMESERVER_PROBES = dg.AssetKey("nameserver_probes")
 LAB_TRUTH = dg.AssetKey("lab_truth")
 
 # Lake datasets (folder names under lake/).
 LAB_TRUTH_DATASET = "lab_truth"
 DOMAIN_SCANS_DATASET = "domain_scans"
 MX_HOST_SCANS_DATASET = "mx_host_scans"
+NAMESERVER_PROBES_DATASET = "nameserver_probes"
 
 # Sensors.
 ZONE_FILES_SENSOR = "zone_files_sensor"

@@ -15,10 +15,13 @@ from survey_assets.defs.constants import (
     DOMAIN_SCANS_DATASET,
     MX_HOST_SCANS,
     MX_HOST_SCANS_DATASET,
+    NAMESERVER_PROBES,
+    NAMESERVER_PROBES_DATASET,
     SCANS_GROUP,
 )
 from survey_assets.defs.resources import SurveySettings
-from survey_assets.dns.client import ClientSettings
+from survey_assets.dns import probes
+from survey_assets.dns.client import ClientSettings, DnsClient
 from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
 from survey_assets.lake.parquet import read_partition, replace_partition
 
@@ -93,4 +96,48 @@ def mx_host_scans(
     path = replace_partition(survey.lake, MX_HOST_SCANS_DATASET, date, frame)
     return dg.MaterializeResult(
         metadata={**_summary(rows), "path": dg.MetadataValue.path(str(path))}
+    )
+
+
+@dg.asset(key=NAMESERVER_PROBES, deps=[CANDIDATE_DOMAINS, MX_HOST_SCANS], partitions_def=DAILY,
+          group_name=SCANS_GROUP, kinds={"parquet", "dns"})  # fmt: skip
+def nameserver_probes(
+    context: dg.AssetExecutionContext, survey: SurveySettings
+) -> dg.MaterializeResult:
+    """Every nameserver address of the root, the suffixes and the day's candidates, asked
+    directly: EDNS(0), the DO bit, NODATA (not NOTIMP/REFUSED) for TLSA and unknown types, TCP,
+    empty non-terminals, and SOA serials that agree between the servers of a zone."""
+    date = dt.date.fromisoformat(context.partition_key)
+    candidates = read_partition(survey.lake, "candidate_domains", date).select(
+        "name", "suffix", "ns", "ds", "glue"
+    )
+    hosts = read_partition(survey.lake, MX_HOST_SCANS_DATASET, date)
+    ent_zones = {
+        row["zone"]: f"_tcp.{row['name']}"
+        for row in hosts.filter(pl.col("tlsa").list.len() > 0).iter_rows(named=True)
+        if row["zone"]
+    }
+    settings = ClientSettings(timeout=1.0, retries=1, max_in_flight=200)
+    port = 53 if not survey.lab else survey.lab_dns_port
+
+    async def run() -> list[dict]:
+        async with DnsClient([survey.resolver_address], settings) as client:
+            found = await probes.targets(
+                client, survey.resolver_address, candidates.to_dicts(), ent_zones
+            )
+            return await probes.probe_all(found, port, client)
+
+    with survey.lab_serving(date) if survey.lab else contextlib.nullcontext():
+        rows = asyncio.run(run())
+    frame = pl.DataFrame(rows, schema={"name": pl.String, "address": pl.String, "zone": pl.String,
+                                       "serial": pl.Int64, "reasons": pl.List(pl.String)})  # fmt: skip
+    path = replace_partition(survey.lake, NAMESERVER_PROBES_DATASET, date, frame)
+    reasons = Counter(c for r in rows for c in r["reasons"])
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "servers_with_problems": sum(bool(r["reasons"]) for r in rows),
+            "by_reason": dg.MetadataValue.json(dict(reasons.most_common())),
+            "path": dg.MetadataValue.path(str(path)),
+        }
     )
