@@ -28,6 +28,9 @@ REASONS: dict[str, str] = {
     "unsupported_digest": "only DS digest types a validator may not support: insecure",
     # Transport and servers.
     "timeout": "no answer within the deadline",
+    "malformed": "the response could not be parsed",
+    "network_error": "the query could not be sent (no route, no address family)",
+    "refused_by_policy": "not asked: the name or the server is on the opt-out list",
     "servfail": "SERVFAIL to a query that must work",
     "refused": "REFUSED to a query that must work",
     "notimp": "NOTIMP to a query that must work",

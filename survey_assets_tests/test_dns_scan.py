@@ -117,3 +117,45 @@ def test_unbound_agrees_with_the_scan(tmp_path):
                      if validator.status(f"_25._tcp.{r['name']}", "TLSA") != expected[r["dnssec"]]]  # fmt: skip
     assert not disagree, disagree[:10]
     assert {r["dnssec"] for r in domains} == {"secure", "insecure", "bogus", "indeterminate"}
+
+
+def test_a_broken_resolver_gives_one_indeterminate_row_per_domain():
+    """A resolver that answers garbage, or dies: every domain still gets its row, with a reason."""
+    import random
+    import socket
+    import threading
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.77.0.9", 0))
+    port = sock.getsockname()[1]
+    rng = random.Random(7)
+    stop = threading.Event()
+
+    def serve():
+        sock.settimeout(0.2)
+        served = 0
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            served += 1
+            if served > 40:  # then it dies: no more answers
+                continue
+            reply = data[:2] + bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 80)))
+            sock.sendto(reply, addr)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        names = [f"d{i}.lab-secure." for i in range(30)]
+        anchors = read_anchor(". IN DS 1 8 2 " + "00" * 32)
+        now = dt.datetime(2026, 11, 9, 12, tzinfo=dt.UTC)
+        settings = ClientSettings(timeout=0.3, retries=1, max_in_flight=50)
+        rows = asyncio.run(scan_domains(names, ("127.77.0.9", port), anchors, now, settings))
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+    assert [r["name"] for r in rows] == names
+    assert all(r["dnssec"] == "indeterminate" and r["reasons"] for r in rows), rows[:3]
