@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 
 import click
@@ -25,40 +30,33 @@ def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> No
     import dagster as dg
 
     from survey_assets.definitions import build
-    from survey_assets.lab.serve import Lab
 
     job = build(settings).resolve_implicit_global_asset_job_def()
     instance = dg.DagsterInstance.get()
     dates = [start + dt.timedelta(days=i) for i in range(days)]
     click.echo(f"lab: seed {settings.lab_seed}, scale {scale}, {dates[0]} .. {dates[-1]}")
-    with Lab(
-        seed=settings.lab_seed,
-        scale=scale,
-        date=dates[0],
-        workdir=settings.lab_dir,
-        dns_port=settings.lab_dns_port,
-        smtp_port=settings.lab_smtp_port,
-        write_zones=False,  # the zone_downloads asset writes them, as a registry would
-    ) as lab:
-        click.echo(
-            f"lab serving: resolver {lab.info.resolver}@{lab.info.dns_port}, SMTP port {lab.info.smtp_port}"
-        )
-        for date in dates:
-            began = time.monotonic()
-            lab.set_date(date)
+    for date in dates:
+        began = time.monotonic()
+        # The lab runs in its own process, as a real Internet would: it must not share the
+        # scanner's interpreter (and its lock) while thousands of queries are in flight.
+        with lab_process(settings, scale, date) as info:
+            if date == dates[0]:
+                click.echo(
+                    f"lab serving: resolver {info['resolver']}, SMTP port {info['smtp_port']}"
+                )
             result = job.execute_in_process(
                 partition_key=date.isoformat(),
                 instance=instance,
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
-            status = "ok" if result.success else "FAILED"
-            click.echo(
-                f"  {date}: run {result.run_id[:8]} {status} ({time.monotonic() - began:.1f} s)"
-                + _candidates_line(result)
-            )
-            if not result.success:
-                raise click.ClickException(f"the run for {date} failed; see `make ui`")
+        status = "ok" if result.success else "FAILED"
+        click.echo(
+            f"  {date}: run {result.run_id[:8]} {status} ({time.monotonic() - began:.1f} s)"
+            + _candidates_line(result)
+        )
+        if not result.success:
+            raise click.ClickException(f"the run for {date} failed; see `make ui`")
     click.echo("")
     click.echo("results:")
     click.echo(f"  lake (Parquet):    {settings.lake_dir}")
@@ -81,3 +79,24 @@ def _candidates_line(result) -> str:
         statuses = scans[0].metadata["by_status"].value
         line += ", MX " + " ".join(f"{k} {v:,}" for k, v in sorted(statuses.items()))
     return line
+
+
+@contextlib.contextmanager
+def lab_process(settings: Settings, scale: str, date: dt.date):
+    """`survey lab serve` for one date in a child process; yields its JSON line as a dict."""
+    cmd = [sys.executable, "-m", "survey_assets.cli", "lab", "serve", "--date", date.isoformat(),
+           "--scale", scale, "--seed", str(settings.lab_seed), "--workdir", str(settings.lab_dir),
+           "--dns-port", str(settings.lab_dns_port), "--smtp-port", str(settings.lab_smtp_port)]  # fmt: skip
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        if not line:
+            raise click.ClickException(f"the lab did not start: {child.stderr.read().strip()}")
+        yield json.loads(line)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -25,7 +25,7 @@ from survey_assets.dns.client import ClientSettings, DnsClient
 from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
 from survey_assets.lake.parquet import read_partition, replace_partition
 
-CLIENT = ClientSettings(timeout=1.0, retries=3, max_in_flight=500)
+CLIENT = ClientSettings(timeout=2.0, retries=3, max_in_flight=200)
 SCHEMA = {
     "name": pl.String,
     "dnssec": pl.String,
