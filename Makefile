@@ -38,6 +38,7 @@ ui: install
 bench: install
 	$(BIN)/python bench/lab_dns_qps.py
 	$(BIN)/python bench/czds_ingest.py
+	$(BIN)/python bench/scan_rate.py
 
 clean:
 	rm -rf $(DATA)
