@@ -16,68 +16,43 @@ from survey_assets.lab.serve import Lab
 from survey_assets_tests.conftest import free_port
 
 
-@pytest.mark.parametrize("day", [0, 8], ids=lambda d: f"day{d}")
-def test_domain_statuses_equal_the_truth(tmp_path, day):
-    date = W.date_of(day)
-    with Lab(scale="tiny", date=date, workdir=tmp_path, dns_port=free_port(),
+@pytest.fixture(scope="module", params=[0, 8], ids=lambda d: f"day{d}")
+def scanned(request, tmp_path_factory):
+    """The truth of a lab day, and the scan of its domains and MX hosts over real DNS."""
+    date = W.date_of(request.param)
+    with Lab(scale="tiny", date=date, workdir=tmp_path_factory.mktemp("scan"), dns_port=free_port(),
              smtp_port=free_port("127.25.1.1"), write_zones=False) as lab:  # fmt: skip
         truth = [json.loads(x) for x in lab.info.truth.read_text().splitlines()]
-        domains = [r for r in truth if r["kind"] == "domain"]
         anchors = read_anchor(lab.info.trust_anchor.read_text())
         now = dt.datetime.combine(date, dt.time(12), dt.UTC)
         settings = ClientSettings(timeout=1.0, retries=3, max_in_flight=200)
-        rows = asyncio.run(
-            scan_domains(
-                [r["name"] for r in domains],
-                (lab.info.resolver, lab.info.dns_port),
-                anchors,
-                now,
-                settings,
+        resolver = (lab.info.resolver, lab.info.dns_port)
+        scans = {}
+        for kind, scan in (("domain", scan_domains), ("mx_host", scan_hosts)):
+            rows = [r for r in truth if r["kind"] == kind]
+            scans[kind] = (
+                rows,
+                asyncio.run(scan([r["name"] for r in rows], resolver, anchors, now, settings)),
             )
-        )
+    return scans
+
+
+@pytest.mark.parametrize("kind", ["domain", "mx_host"])
+def test_statuses_and_reasons_equal_the_truth(scanned, kind):
+    truth, rows = scanned[kind]
     wrong = [
         (t["name"], t["dnssec"], t["reasons"], r["dnssec"], r["reasons"])
-        for t, r in zip(domains, rows, strict=True)
+        for t, r in zip(truth, rows, strict=True)
         if (t["dnssec"], t["reasons"]) != (r["dnssec"], r["reasons"])
     ]
     assert not wrong, wrong[:15]
-    mx_wrong = [
-        (t["name"], t["mx"], r["mx"])
-        for t, r in zip(domains, rows, strict=True)
-        if sorted(t["mx"]) != sorted(r["mx"])
-    ]
-    assert not mx_wrong, mx_wrong[:10]
 
 
-@pytest.mark.parametrize("day", [0, 8], ids=lambda d: f"day{d}")
-def test_mx_host_tlsa_statuses_equal_the_truth(tmp_path, day):
-    date = W.date_of(day)
-    with Lab(scale="tiny", date=date, workdir=tmp_path, dns_port=free_port(),
-             smtp_port=free_port("127.25.1.1"), write_zones=False) as lab:  # fmt: skip
-        truth = [json.loads(x) for x in lab.info.truth.read_text().splitlines()]
-        hosts = [r for r in truth if r["kind"] == "mx_host"]
-        anchors = read_anchor(lab.info.trust_anchor.read_text())
-        now = dt.datetime.combine(date, dt.time(12), dt.UTC)
-        settings = ClientSettings(timeout=1.0, retries=3, max_in_flight=200)
-        rows = asyncio.run(
-            scan_hosts(
-                [r["name"] for r in hosts],
-                (lab.info.resolver, lab.info.dns_port),
-                anchors,
-                now,
-                settings,
-            )
-        )
-    wrong = [
-        (t["name"], t["dnssec"], t["reasons"], r["dnssec"], r["reasons"])
-        for t, r in zip(hosts, rows, strict=True)
-        if (t["dnssec"], t["reasons"]) != (r["dnssec"], r["reasons"])
-    ]
-    assert not wrong, wrong[:15]
-    counts = [
-        (t["name"], t["tlsa_count"], len(r["tlsa"])) for t, r in zip(hosts, rows, strict=True)
-    ]
-    assert [c for c in counts if c[1] != c[2]] == []
+def test_records_equal_the_truth(scanned):
+    truth, rows = scanned["domain"]
+    assert [sorted(t["mx"]) for t in truth] == [sorted(r["mx"]) for r in rows]
+    truth, rows = scanned["mx_host"]
+    assert [t["tlsa_count"] for t in truth] == [len(r["tlsa"]) for r in rows]
 
 
 def test_bad_trust_anchor_names_the_line():

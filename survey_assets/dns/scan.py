@@ -77,6 +77,13 @@ async def scan_host(validator: ChainValidator, host: dns.name.Name) -> dict:
     }
 
 
+async def _scan_all(scan, names, resolver, anchors, now, settings) -> list[dict]:
+    """One row per name, in order, from `scan(validator, name)`; zone keys shared by all."""
+    async with DnsClient([resolver], settings or ClientSettings()) as client:
+        validator = ChainValidator(client, anchors, now)
+        return list(await asyncio.gather(*(scan(validator, dns.name.from_text(n)) for n in names)))
+
+
 async def scan_hosts(
     hosts: list[str],
     resolver: tuple[str, int],
@@ -85,11 +92,7 @@ async def scan_hosts(
     settings: ClientSettings | None = None,
 ) -> list[dict]:
     """One row per MX host, in order."""
-    async with DnsClient([resolver], settings or ClientSettings()) as client:
-        validator = ChainValidator(client, anchors, now)
-        return list(
-            await asyncio.gather(*(scan_host(validator, dns.name.from_text(h)) for h in hosts))
-        )
+    return await _scan_all(scan_host, hosts, resolver, anchors, now, settings)
 
 
 async def scan_domains(
@@ -100,8 +103,4 @@ async def scan_domains(
     settings: ClientSettings | None = None,
 ) -> list[dict]:
     """One row per name, in order; a name that cannot be scanned still gets its row."""
-    async with DnsClient([resolver], settings or ClientSettings()) as client:
-        validator = ChainValidator(client, anchors, now)
-        return list(
-            await asyncio.gather(*(scan_domain(validator, dns.name.from_text(n)) for n in names))
-        )
+    return await _scan_all(scan_domain, names, resolver, anchors, now, settings)
