@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from survey_assets.lab import world as W
-from survey_assets.lab.serve import Lab
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import tiny_lab
 
 SURVEY = str(Path(sys.executable).with_name("survey"))
 DATE = W.date_of(0)
@@ -21,8 +20,7 @@ DATE = W.date_of(0)
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("check")
-    with Lab(scale="tiny", date=DATE, workdir=root / "lab", dns_port=free_port(),
-             smtp_port=free_port("127.25.1.1"), write_zones=False) as running:  # fmt: skip
+    with tiny_lab(root / "lab", DATE) as running:
         yield root, running
 
 

@@ -22,7 +22,7 @@ import pytest
 from survey_assets.dns.client import Answer, ClientSettings, DnsClient
 from survey_assets.lab import world as W
 from survey_assets.lab.serve import Lab
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import free_port, tiny_lab
 
 DATE = dt.date(2026, 11, 9)
 WORLD = W.World(W.DEFAULT_SEED, "tiny", DATE)
@@ -52,14 +52,7 @@ def domain_of(provider: str, *, signed: bool | None = None, mail: bool = False) 
 # --- the lab -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Lab]:
-    with Lab(
-        scale="tiny",
-        date=DATE,
-        workdir=tmp_path_factory.mktemp("lab"),
-        dns_port=free_port(),
-        smtp_port=free_port("127.25.1.1"),
-        write_zones=False,
-    ) as running:
+    with tiny_lab(tmp_path_factory.mktemp("lab"), DATE) as running:
         yield running
 
 

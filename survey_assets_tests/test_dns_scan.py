@@ -12,16 +12,14 @@ from survey_assets.dns.client import ClientSettings
 from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
 from survey_assets.lab import unbound
 from survey_assets.lab import world as W
-from survey_assets.lab.serve import Lab
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import free_port, tiny_lab
 
 
 @pytest.fixture(scope="module", params=[0, 8], ids=lambda d: f"day{d}")
 def scanned(request, tmp_path_factory):
     """The truth of a lab day, and the scan of its domains and MX hosts over real DNS."""
     date = W.date_of(request.param)
-    with Lab(scale="tiny", date=date, workdir=tmp_path_factory.mktemp("scan"), dns_port=free_port(),
-             smtp_port=free_port("127.25.1.1"), write_zones=False) as lab:  # fmt: skip
+    with tiny_lab(tmp_path_factory.mktemp("scan"), date) as lab:
         truth = [json.loads(x) for x in lab.info.truth.read_text().splitlines()]
         anchors = read_anchor(lab.info.trust_anchor.read_text())
         now = dt.datetime.combine(date, dt.time(12), dt.UTC)
@@ -67,8 +65,7 @@ def test_unbound_agrees_with_the_scan(tmp_path):
     """AD exactly where the scan says secure, SERVFAIL where bogus or indeterminate, else neither."""
     date = W.date_of(8)
     with (
-        Lab(scale="tiny", date=date, workdir=tmp_path / "lab", dns_port=free_port(),
-            smtp_port=free_port("127.25.1.1"), write_zones=False) as lab,
+        tiny_lab(tmp_path / "lab", date) as lab,
         unbound.Unbound(lab.info, tmp_path / "unbound", free_port("127.0.0.1")) as validator,
     ):  # fmt: skip
         truth = [json.loads(x) for x in lab.info.truth.read_text().splitlines()]

@@ -34,7 +34,7 @@ from survey_assets.lab import sources
 from survey_assets.lab import world as W
 from survey_assets.lab.serve import Lab
 from survey_assets.lab.truth import truth_rows
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import free_port, tiny_lab
 
 DATE = dt.date(2026, 11, 9)  # day 8
 WORLD = W.World(W.DEFAULT_SEED, "tiny", DATE)
@@ -582,15 +582,7 @@ NON_UTF8_AXFR = [dns.name.Name((b"\xff", b"")), dns.name.Name((b"lab-open\xc3", 
 @pytest.fixture(scope="module")
 def scratch_lab(tmp_path_factory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("scratch")
-    with Lab(
-        seed=W.DEFAULT_SEED,
-        scale="tiny",
-        date=DATE,
-        workdir=workdir,
-        dns_port=free_port(RESOLVER),
-        smtp_port=free_port("127.25.1.1"),
-        write_zones=False,
-    ) as running:
+    with tiny_lab(workdir, DATE) as running:
         yield running
 
 

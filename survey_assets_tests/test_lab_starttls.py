@@ -23,8 +23,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from survey_assets.lab.serve import Lab
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import tiny_lab
 
 pytestmark = pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
 DATE = dt.date(2026, 11, 9)  # the botched rollover's day
@@ -32,8 +31,7 @@ DATE = dt.date(2026, 11, 9)  # the botched rollover's day
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with Lab(scale="tiny", date=DATE, workdir=tmp_path_factory.mktemp("lab"), dns_port=free_port(),
-             smtp_port=free_port("127.25.1.1"), write_zones=False, tarpit_seconds=3) as running:  # fmt: skip
+    with tiny_lab(tmp_path_factory.mktemp("lab"), DATE, tarpit_seconds=3) as running:
         yield running
 
 

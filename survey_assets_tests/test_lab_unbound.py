@@ -9,8 +9,7 @@ import pytest
 
 from survey_assets import reasons as R
 from survey_assets.lab import unbound
-from survey_assets.lab.serve import Lab
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import free_port, tiny_lab
 
 pytestmark = pytest.mark.skipif(not unbound.available(), reason="Debian's unbound is not installed")
 
@@ -27,8 +26,7 @@ def expected(status: str) -> str:
 @pytest.mark.parametrize("date", DATES, ids=str)
 def test_unbound_agrees_with_truth(tmp_path, date):
     with (
-        Lab(scale="tiny", date=date, workdir=tmp_path / "lab", dns_port=free_port(),
-            smtp_port=free_port("127.25.1.1"), write_zones=False) as lab,
+        tiny_lab(tmp_path / "lab", date) as lab,
         unbound.Unbound(lab.info, tmp_path / "unbound", free_port("127.0.0.1")) as validator,
     ):  # fmt: skip
         rows = [json.loads(line) for line in lab.info.truth.read_text().splitlines()]

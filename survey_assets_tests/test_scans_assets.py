@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from survey_assets.definitions import build
 from survey_assets.lab import world as W
-from survey_assets.lab.serve import Lab
-from survey_assets.settings import Settings
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import materialize_days
 
 DAYS = [W.date_of(0), W.date_of(1)]
 
@@ -20,17 +16,7 @@ DAYS = [W.date_of(0), W.date_of(1)]
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory):
     root = tmp_path_factory.mktemp("scans")
-    dns_port, smtp_port = free_port(), free_port("127.25.1.1")
-    settings = Settings(
-        data_dir=root, lab_scale="tiny", lab_dns_port=dns_port, lab_smtp_port=smtp_port
-    )
-    job = build(settings).resolve_implicit_global_asset_job_def()
-    instance = dg.DagsterInstance.ephemeral()
-    with Lab(scale="tiny", date=DAYS[0], workdir=root / "lab", dns_port=dns_port, smtp_port=smtp_port,
-             write_zones=False) as lab:  # fmt: skip
-        for day in DAYS:
-            lab.set_date(day)
-            assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
+    materialize_days(root, DAYS)
     return root
 
 

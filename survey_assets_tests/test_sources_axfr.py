@@ -26,7 +26,7 @@ from survey_assets.lab.serve import Lab
 from survey_assets.lab.sources import delegations
 from survey_assets.sources import axfr as A
 from survey_assets.sources.records import ImportStats, SourceError
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import free_port, tiny_lab
 
 DATE = dt.date(2026, 11, 9)
 TLD_SERVER = W.TLD_SERVERS["ns1.nic.lab-net."]
@@ -35,14 +35,7 @@ TIMEOUT = 2.0
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Lab]:
-    with Lab(
-        scale="tiny",
-        date=DATE,
-        workdir=tmp_path_factory.mktemp("lab"),
-        dns_port=free_port(),
-        smtp_port=free_port("127.25.1.1"),
-        write_zones=False,
-    ) as lab:
+    with tiny_lab(tmp_path_factory.mktemp("lab"), DATE) as lab:
         yield lab
 
 

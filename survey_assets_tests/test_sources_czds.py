@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import json
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -179,4 +177,3 @@ def test_duckdb_reads_names_with_escapes_as_dns_names():
         "SELECT dns_parent(?), dns_parent(?)", [r"a\.b.example.", r"x\\.y.example."]
     ).fetchone()
     assert got == ("example.", "y.example.")
-    _ = duckdb, json

@@ -5,16 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from survey_assets.definitions import build
 from survey_assets.defs.constants import CANDIDATE_DOMAINS, RAW_ZONE_LISTS, ZONE_DOWNLOADS
 from survey_assets.lab import world as W
-from survey_assets.lab.serve import Lab
-from survey_assets.settings import Settings
-from survey_assets_tests.conftest import free_port
+from survey_assets_tests.conftest import materialize_days
 
 DAYS = [W.date_of(d) for d in range(0, 9)]  # covers the list's first import (day 5) and decay
 
@@ -23,25 +19,9 @@ DAYS = [W.date_of(d) for d in range(0, 9)]  # covers the list's first import (da
 def lake_days(tmp_path_factory):
     """Materialize the sources layer for each day in order, with the lab serving that day."""
     root = tmp_path_factory.mktemp("survey")
-    dns_port, smtp_port = free_port(), free_port("127.25.1.1")
-    settings = Settings(
-        data_dir=root, lab_scale="tiny", lab_dns_port=dns_port, lab_smtp_port=smtp_port
-    )
-    job = build(settings).resolve_implicit_global_asset_job_def()
-    selection = [ZONE_DOWNLOADS, RAW_ZONE_LISTS, CANDIDATE_DOMAINS]
-    instance = dg.DagsterInstance.ephemeral()
-    results = {}
-    with Lab(scale="tiny", date=DAYS[0], workdir=root / "lab", dns_port=dns_port, smtp_port=smtp_port,
-             write_zones=False) as lab:  # fmt: skip
-        for day in DAYS:
-            lab.set_date(day)
-            result = job.get_subset(asset_selection=set(selection)).execute_in_process(
-                partition_key=day.isoformat(), instance=instance
-            )
-            assert result.success
-            results[day] = result
-        truth = {day: [json.loads(x) for x in (lab.info.truth.parent / f"{day}.jsonl").read_text().splitlines()]
-                 for day in DAYS}  # fmt: skip
+    results = materialize_days(root, DAYS, [ZONE_DOWNLOADS, RAW_ZONE_LISTS, CANDIDATE_DOMAINS])
+    truth = {day: [json.loads(x) for x in (root / "lab" / "truth" / f"{day}.jsonl").read_text().splitlines()]
+             for day in DAYS}  # fmt: skip
     return root, results, truth
 
 

@@ -29,7 +29,4 @@ NAMESERVER_PROBES_DATASET = "nameserver_probes"
 # Sensors.
 ZONE_FILES_SENSOR = "zone_files_sensor"
 
-# Pools: the warehouse file has one writer at a time.
-WAREHOUSE_POOL = "warehouse"
-
 DAILY = dg.DailyPartitionsDefinition(start_date=LAB_EPOCH.isoformat())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -701,8 +700,3 @@ def _pick(shares: tuple[tuple[str, float], ...], u: float) -> str:
 def world(seed: int, scale: str, date: dt.date) -> World:
     """The (cached) world of a date."""
     return World(seed, scale, date)
-
-
-def is_lab_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.is_loopback

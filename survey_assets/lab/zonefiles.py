@@ -70,10 +70,10 @@ def write_source(w: World, source: S.LabSource, folder: Path) -> dict[str, int]:
         for tld in source.tlds:
             written[czds_file_name(tld)] = write_czds(data, tld, folder / czds_file_name(tld))
     elif source.kind == "zonefile":
-        from survey_assets.lab.masterfiles import write_masterfile
+        from survey_assets.lab.masterfiles import masterfile_name, write_masterfile
 
         for tld in source.tlds:
-            name = f"{tld}.zone.gz"
+            name = masterfile_name(tld)
             written[name] = write_masterfile(data, tld, folder / name)
     elif source.kind == "list":
         lines = S.list_lines(w)

@@ -35,9 +35,6 @@ from survey_assets.lab.world import (
     Tld,
     World,
 )
-from survey_assets.lab.world import (
-    index_of as domain_index_of,
-)
 
 IN = dns.rdataclass.IN
 TTL = 3600
@@ -125,10 +122,6 @@ class Zone:
                 return True
             n = n.parent()
         return False
-
-    @property
-    def dnskeys(self) -> list[ZoneKey]:
-        return self.keys
 
 
 class TldZone(Zone):
@@ -479,14 +472,3 @@ def build_zone(world: World, origin: dns.name.Name) -> Zone | None:
         return provider_zone(world, origin.to_text().lower())
     domain = world.lookup_domain(labels)
     return domain_zone(world, domain) if domain else None
-
-
-__all__ = [
-    "Zone",
-    "TldZone",
-    "ZoneKey",
-    "build_zone",
-    "zone_origin_for",
-    "domain_index_of",
-    "PRIVATE_ALGORITHM",
-]

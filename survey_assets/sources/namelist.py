@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 from isal import igzip
 
-from survey_assets.sources.records import ImportStats, SourceError, clean
+from survey_assets.sources.records import SCHEMA, ImportStats, SourceError, clean
 
 BATCH = 1 << 20  # lines
 
@@ -25,7 +25,7 @@ def read_namelist(path: Path, stats: ImportStats) -> Iterator[pl.DataFrame]:
                 stats.blank += len(names) - len(kept)
                 frame = pl.DataFrame(
                     {"owner": [_absolute(n) for n in kept], "rtype": "ns", "rdata": ""},
-                    schema={"owner": pl.String, "rtype": pl.String, "rdata": pl.String},
+                    schema=SCHEMA,
                 )
                 yield clean(frame, None, stats).with_columns(pl.lit("name").alias("rtype"))
     except (OSError, EOFError, UnicodeError) as exc:

@@ -19,6 +19,7 @@ from survey_assets.defs.constants import (
     NAMESERVER_PROBES_DATASET,
     SCANS_GROUP,
 )
+from survey_assets.defs.metadata import md_table
 from survey_assets.defs.resources import SurveySettings
 from survey_assets.dns import probes
 from survey_assets.dns.client import ClientSettings, DnsClient
@@ -48,10 +49,7 @@ def _summary(rows: list[dict]) -> dict:
     return {
         "dagster/row_count": len(rows),
         "by_status": dg.MetadataValue.json(dict(statuses.most_common())),
-        "by_reason": dg.MetadataValue.md(
-            "| reason | count |\n|---|---|\n"
-            + "\n".join(f"| {k} | {v:,} |" for k, v in reasons.most_common())
-        ),
+        "by_reason": md_table(("reason", "count"), reasons.most_common()),
     }
 
 

@@ -11,6 +11,7 @@ from survey_assets.defs.constants import (
     SOURCES_GROUP,
     ZONE_DOWNLOADS,
 )
+from survey_assets.defs.metadata import md_table
 from survey_assets.defs.resources import SurveySettings
 from survey_assets.lab.sources import LAB_SOURCES
 from survey_assets.lab.zonefiles import write_source
@@ -40,12 +41,11 @@ def zone_downloads(
             write_source(survey.world(date), lab_sources[source.name], folder)
         files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
         rows += [(source.name, p.name, p.stat().st_size) for p in files]
-    table = "\n".join(f"| {s} | {f} | {n:,} |" for s, f, n in rows)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(survey.downloads)),
             "files": len(rows),
-            "downloads": dg.MetadataValue.md("| source | file | bytes |\n|---|---|---|\n" + table),
+            "downloads": md_table(("source", "file", "bytes"), rows),
         }
     )
 
@@ -75,11 +75,6 @@ def raw_zone_lists(
     failed = [r for r in results if r.status != "ok"]
     for r in failed:
         context.log.error(f"{r.source}: {r.error}")
-    table = "\n".join(
-        f"| {r.source} | {r.feed} | {r.status} | {r.stats.lines:,} | {r.stats.records:,} | "
-        f"{sum(r.stats.bad.values()):,} | {r.seconds:.1f} |"
-        for r in results
-    )
     bad = {f"{r.source}/{r.feed}": r.stats.as_metadata()["bad"] for r in results if r.stats.bad}
     return dg.MaterializeResult(
         metadata={
@@ -89,10 +84,21 @@ def raw_zone_lists(
             "failed_feeds": dg.MetadataValue.json(
                 [{"feed": f"{r.source}/{r.feed}", "error": r.error} for r in failed]
             ),
-            "imports": dg.MetadataValue.md(
-                "| source | feed | status | lines | records | bad lines | seconds |\n|---|---|---|---|---|---|---|\n"
-                + table
-            ),
+            "imports": md_table(
+                ("source", "feed", "status", "lines", "records", "bad lines", "seconds"),
+                [
+                    (
+                        r.source,
+                        r.feed,
+                        r.status,
+                        r.stats.lines,
+                        r.stats.records,
+                        sum(r.stats.bad.values()),
+                        r.seconds,
+                    )
+                    for r in results
+                ],
+            ),  # fmt: skip
             "bad_lines": dg.MetadataValue.json(bad),
         }
     )
@@ -118,14 +124,11 @@ def candidate_domains(
         report = C.build_candidates(con, survey.lake, date)
     finally:
         C.discard(con)
-    suffix_table = "\n".join(f"| {k} | {v:,} |" for k, v in list(report.per_suffix.items())[:30])
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": report.rows,
             "path": dg.MetadataValue.path(str(report.path)),
-            "per_suffix": dg.MetadataValue.md(
-                "| suffix | candidates |\n|---|---|\n" + suffix_table
-            ),
+            "per_suffix": md_table(("suffix", "candidates"), list(report.per_suffix.items())[:30]),
             "per_source": dg.MetadataValue.json(report.per_source),
             "added": report.added,
             "removed": report.removed,
@@ -134,11 +137,9 @@ def candidate_domains(
                 [{"name": n, "last_seen": s} for n, s in report.removed_sample]
             ),
             "anomalies": dg.MetadataValue.json(report.anomalies),
-            "feeds_used": dg.MetadataValue.md(
-                "| source | zone | imported |\n|---|---|---|\n"
-                + "\n".join(
-                    f"| {f['source']} | {f['zone']} | {f['imported']} |" for f in report.feeds
-                )
+            "feeds_used": md_table(
+                ("source", "zone", "imported"),
+                [(f["source"], f["zone"], f["imported"]) for f in report.feeds],
             ),
         }
     )
