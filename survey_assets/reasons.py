@@ -72,6 +72,17 @@ REASONS: dict[str, str] = {
     "tls_handshake_failed": "the TLS handshake failed",
     "tlsa_no_match": "the certificate chain matches no usable TLSA record",
     "dane_ta_name_mismatch": "DANE-TA matched but the leaf does not name the MX host",
+    "dane_ta_chain_invalid": "DANE-TA matched a CA but the chain from the leaf up to it does not verify (signature, issuer name, not a CA)",
+    "dane_ta_expired": "DANE-TA matched and the chain verifies, but a certificate on it is expired or not yet valid",
+    # STARTTLS captures (one SMTP session per MX host address).
+    "smtp_rejected": "the SMTP server turns the session away: a 4xx/5xx greeting or EHLO reply (421 on connect), still after a retry later",
+    "smtp_bad_reply": "the SMTP server's reply is not SMTP: bad syntax, not UTF-8, over the byte cap, or the connection closed mid-dialogue",
+    "address_not_allowed": "not contacted: a special-purpose address (or one outside the lab's loopback range in the lab)",
+    "bad_host_name": "not contacted: the MX host name is not a valid host name",
+    "capture_error": "the capture failed inside the client (a bug): the row keeps the error",
+    "chain_empty": "the server presented no certificate",
+    "certificate_unparsable": "a presented certificate does not parse (noted; fatal when the leaf's key cannot be found)",
+    "chain_out_of_order": "a presented certificate is not followed by its issuer (noted, not fatal)",
     # Rollover readiness.
     "ee_plus_next_ee": "current and next end-entity key published (3 1 1 + 3 1 1)",
     "ee_plus_issuer": "end-entity key and its real issuer published (3 1 1 + 2 1 1)",
