@@ -419,8 +419,8 @@ def match(
         if not anchors and not keys:
             continue
         found = _path_to_anchor(certs, anchors, keys)
-        if found is None:
-            rec.status = TA_CHAIN_INVALID
+        if found is None:  # a bare key that signed nothing presented matched nothing
+            rec.status = TA_CHAIN_INVALID if anchors else NO_MATCH
             continue
         path, bare = found
         if bare:
