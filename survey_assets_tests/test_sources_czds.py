@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 
 import polars as pl
 import pytest
 
 from survey_assets.sources import candidates as C
+from survey_assets.sources import czds
 from survey_assets.sources.config import ConfigError, Source, SourcesConfig, load_sources
 from survey_assets.sources.czds import read_czds
 from survey_assets.sources.importer import import_day
@@ -59,10 +61,17 @@ def _config(tmp_path) -> SourcesConfig:
     )
 
 
-def test_quirky_file_keeps_the_good_lines_and_counts_the_bad(tmp_path):
+@pytest.mark.parametrize("block", [czds.BLOCK, 100])
+def test_quirky_file_keeps_the_good_lines_and_counts_the_bad(tmp_path, monkeypatch, block):
+    """Also read in blocks of ~100 bytes: lines cut at block ends must come out whole."""
+    monkeypatch.setattr(czds, "BLOCK", block)
     _write(tmp_path / "czds" / DAY.isoformat(), "example.txt.gz", QUIRKY)
     (result,) = import_day(_config(tmp_path), DAY, tmp_path / "lake", NOW)
     assert result.status == "ok"
+    # The checksum is taken while reading: it must be the file's, not the text's.
+    path = tmp_path / "czds" / DAY.isoformat() / "example.txt.gz"
+    assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert result.stats.lines == QUIRKY.count("\n") + 1
     bad = result.stats.bad
     assert bad["directive"] == 1 and bad["not_a_record"] == 1 and bad["unknown_type"] == 1
     assert bad["out_of_zone"] == 1 and bad["bad_name"] == 2
@@ -98,7 +107,8 @@ def test_plain_file_and_public_suffix_rules(tmp_path):
         ]
     )
     _write(tmp_path / "czds" / DAY.isoformat(), "uk.txt", text, compress=False)
-    import_day(_config(tmp_path), DAY, tmp_path / "lake", NOW)
+    (result,) = import_day(_config(tmp_path), DAY, tmp_path / "lake", NOW)
+    assert result.stats.lines == 4 and result.stats.blank == 0
     report = C.build_candidates(C.connect(), tmp_path / "lake", DAY)
     names = set(pl.read_parquet(report.path / "*.parquet")["name"])
     assert names == {"example.co.uk.", "example.uk."}

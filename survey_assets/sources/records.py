@@ -44,6 +44,7 @@ class ImportStats:
 
     lines: int = 0
     records: int = 0
+    sha256: str = ""  # of the file as read, when the reader computes it on the way
     blank: int = 0
     types: Counter = field(default_factory=Counter)
     bad: Counter = field(default_factory=Counter)
@@ -55,6 +56,15 @@ class ImportStats:
         self.bad[cls] += len(values) if count is None else count
         keep = self.samples.setdefault(cls, [])
         keep.extend(v[:200] for v in values[: SAMPLES - len(keep)])
+
+    def merge(self, other: ImportStats) -> None:
+        """Add another part's counts (blocks are checked apart, in parallel)."""
+        self.lines += other.lines
+        self.records += other.records
+        self.blank += other.blank
+        self.types.update(other.types)
+        for cls, n in other.bad.items():
+            self.reject(cls, other.samples.get(cls, []), n)
 
     def as_metadata(self) -> dict:
         return {
@@ -85,10 +95,11 @@ def clean(frame: pl.DataFrame, zone: str | None, stats: ImportStats) -> pl.DataF
     step has a cheap test for the common case (lower case, no padding, no escapes), so a clean
     file costs a few vectorized scans.
     """
-    rtype = frame["rtype"]
-    if rtype.str.contains(r"[A-Z\s]").any():
-        frame = frame.with_columns(pl.col("rtype").str.strip_chars().str.to_lowercase())
+    # Types are few: inspect the distinct values, and rewrite the column only when one is odd.
     counts = frame["rtype"].value_counts()
+    if counts["rtype"].str.contains(r"[A-Z\s]").any():
+        frame = frame.with_columns(pl.col("rtype").str.strip_chars().str.to_lowercase())
+        counts = frame["rtype"].value_counts()
     known = counts["rtype"].is_in(list(KNOWN_TYPES)) | counts["rtype"].str.contains(r"^type\d+$")
     if not known.all():
         odd = counts.filter(~known)["rtype"].to_list()
@@ -108,10 +119,25 @@ def clean(frame: pl.DataFrame, zone: str | None, stats: ImportStats) -> pl.DataF
 
 
 def normalize_owners(frame: pl.DataFrame, stats: ImportStats) -> pl.DataFrame:
-    """Lower-case plain names in bulk; names with escapes or odd lengths go through dnspython."""
-    owner = frame["owner"]
-    if owner.str.contains(r"[A-Z\s]").any():
-        frame = frame.with_columns(pl.col("owner").str.strip_chars().str.to_lowercase())
+    """Lower-case plain names in bulk; names with escapes or odd lengths go through dnspython.
+
+    One pass over the owners finds the rows that need any care; a clean block costs just that.
+    """
+    suspect = (
+        pl.col("owner").str.contains(r"[A-Z\s\\]|\.\.|^\.|[^.]{64}")
+        | ~pl.col("owner").str.ends_with(".")
+        | (pl.col("owner").str.len_bytes() > 254)
+    )
+    if not frame.select(suspect.any()).item():
+        return frame
+    frame = frame.with_columns(suspect.alias("_suspect"))
+    plain = frame.filter(~pl.col("_suspect")).drop("_suspect")
+    care = frame.filter(pl.col("_suspect")).drop("_suspect")
+    return pl.concat([plain, _normalize_suspects(care, stats)])
+
+
+def _normalize_suspects(frame: pl.DataFrame, stats: ImportStats) -> pl.DataFrame:
+    frame = frame.with_columns(pl.col("owner").str.strip_chars().str.to_lowercase())
     odd = (
         pl.col("owner").str.contains("\\", literal=True)
         | pl.col("owner").str.contains("..", literal=True)
