@@ -30,3 +30,10 @@ NAMESERVER_PROBES_DATASET = "nameserver_probes"
 ZONE_FILES_SENSOR = "zone_files_sensor"
 
 DAILY = dg.DailyPartitionsDefinition(start_date=LAB_EPOCH.isoformat())
+
+# STARTTLS captures and DANE verdicts (issue 5).
+DANE_GROUP = "dane"
+CERTIFICATE_CAPTURES = dg.AssetKey("certificate_captures")
+DANE_VERDICTS = dg.AssetKey("dane_verdicts")
+CERTIFICATE_CAPTURES_DATASET = "certificate_captures"
+DANE_VERDICTS_DATASET = "dane_verdicts"
