@@ -33,7 +33,7 @@ EHLO_NAME = "dane-survey.lab-net"
 
 def _capture_settings(survey: SurveySettings, smtp_port: int) -> CaptureSettings:
     if survey.lab:  # the lab's hostile hosts take seconds, not minutes, to give up on
-        return CaptureSettings(ehlo_name=EHLO_NAME, port=smtp_port, deadline=10.0,
+        return CaptureSettings(ehlo_name=EHLO_NAME, port=smtp_port, deadline=5.0,
                                retry_delay=1.0, networks="loopback")  # fmt: skip
     return CaptureSettings(ehlo_name=EHLO_NAME, port=25, deadline=30.0, retry_delay=60.0,
                            networks="global")  # fmt: skip
