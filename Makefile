@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/lab_dns_qps.py
 	$(BIN)/python bench/czds_ingest.py
 	$(BIN)/python bench/scan_rate.py
+	$(BIN)/python bench/starttls_rate.py
 
 clean:
 	rm -rf $(DATA)
