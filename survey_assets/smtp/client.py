@@ -47,6 +47,7 @@ CAPTURE_ERROR = "capture_error"
 STAGES = ("policy", "connect", "banner", "ehlo", "starttls", "tls", "quit")
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")  # "_": real MX names carry it sometimes
+_REPLY_LINE = re.compile(r"[2-5][0-9]{2}([ -].*)?")  # RFC 5321 §4.2: code, then " " or "-"
 _READ_CHUNK = 4096
 
 
@@ -226,7 +227,7 @@ class _Session:
                 line = raw.rstrip(b"\r\n").decode("utf-8")  # SMTPUTF8 replies may carry UTF-8
             except UnicodeDecodeError:
                 raise _Failed(SMTP_BAD_REPLY, f"a reply to {command} that is not UTF-8") from None
-            if not re.fullmatch(r"[2-5][0-9]{2}([ -].*)?", line):
+            if not _REPLY_LINE.fullmatch(line):
                 raise _Failed(SMTP_BAD_REPLY, f"not an SMTP reply to {command}: {line[:80]!r}")
             this = int(line[:3])
             if code is not None and this != code:
