@@ -31,6 +31,11 @@ ZONE_FILES_SENSOR = "zone_files_sensor"
 
 DAILY = dg.DailyPartitionsDefinition(start_date=LAB_EPOCH.isoformat())
 
+# A day's domain and MX host scans run as this many steps, one Parquet file each; a name's
+# shard is a stable hash of it (survey_assets.lake.parquet.shard_of). Changing it is safe:
+# a partition is always published whole.
+SCAN_SHARDS = 8
+
 # STARTTLS captures and DANE verdicts (issue 5).
 DANE_GROUP = "dane"
 CERTIFICATE_CAPTURES = dg.AssetKey("certificate_captures")

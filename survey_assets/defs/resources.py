@@ -65,8 +65,9 @@ class SurveySettings(dg.ConfigurableResource):
         variables = {"downloads": str(self.downloads), "lab_tld_server": self.lab_tld_server}
         return load_sources(Path(self.sources_file), variables)
 
-    def lab_serving(self, date: dt.date):
-        """A context in which the lab serves `date` (started here if nothing is listening)."""
+    def lab_serving(self, date: dt.date, private: bool = False):
+        """A context in which the lab serves `date` (started here if nothing is listening; on
+        free ports and yielded when `private`, for steps that run side by side)."""
         from survey_assets.lab.serve import serving
 
         return serving(
@@ -76,6 +77,7 @@ class SurveySettings(dg.ConfigurableResource):
             workdir=Path(self.data_dir) / "lab",
             dns_port=self.lab_dns_port,
             smtp_port=self.lab_smtp_port,
+            private=private,
         )
 
     def world(self, date: dt.date) -> W.World:

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import socket
+import tempfile
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -236,11 +238,23 @@ def info_line(lab: Lab) -> str:
 
 
 @contextlib.contextmanager
-def serving(*, seed: int, scale: str, date: dt.date, workdir: Path, dns_port: int, smtp_port: int):
+def serving(
+    *,
+    seed: int,
+    scale: str,
+    date: dt.date,
+    workdir: Path,
+    dns_port: int,
+    smtp_port: int,
+    private: bool = False,
+):
     """Make sure the lab serves `date` on these ports for the duration of the block.
 
     A lab already listening (the demo's, or `survey lab serve`) is used when it serves the same
-    date; when nothing listens, one is started here and stopped afterwards.
+    date; when nothing listens, one is started here and stopped afterwards. A `private` one
+    (for steps that run side by side, such as scan shards) takes free ports and its own
+    temporary workdir, so parallel steps never contend for addresses or files: use the
+    yielded lab's `info` for its resolver and trust anchor.
     """
     served = served_date(dns_port)
     if served == date:
@@ -251,9 +265,29 @@ def serving(*, seed: int, scale: str, date: dt.date, workdir: Path, dns_port: in
             f"the lab at {W.RESOLVER_ADDRESS}@{dns_port} serves {served}, not {date}: "
             f"restart it with `survey lab serve --date {date}`"
         )
-    with Lab(seed=seed, scale=scale, date=date, workdir=workdir, dns_port=dns_port,
-             smtp_port=smtp_port, write_zones=False) as lab:  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if private:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="survey-lab-")))
+            # SMTP binds one port on every MX address: probe one of them.
+            dns_port, smtp_port = free_port(W.RESOLVER_ADDRESS), free_port("127.25.1.1")
+        lab = stack.enter_context(Lab(seed=seed, scale=scale, date=date, workdir=workdir,
+                                      dns_port=dns_port, smtp_port=smtp_port, write_zones=False))  # fmt: skip
         yield lab
+
+
+def free_port(address: str) -> int:
+    """A port free for both UDP and TCP on `address` (the lab binds the same port everywhere)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((address, 0))
+            port = tcp.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind((address, port))
+        except OSError:
+            continue
+        return port
+    raise LabError(f"no free port on {address}")
 
 
 def served_date(dns_port: int, timeout: float = 1.0) -> dt.date | None:

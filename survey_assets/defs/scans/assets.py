@@ -1,9 +1,18 @@
-"""Scan assets: each candidate's MX answer and each MX host's TLSA answer, validated."""
+"""Scan assets: each candidate's MX answer and each MX host's TLSA answer, validated.
+
+`domain_scans` and `mx_host_scans` are graph-backed assets: a plan step splits the day's
+targets into SCAN_SHARDS shards by a stable hash of the name, one step per shard scans its
+names and stages one Parquet file, and a publish step makes the staged files the whole
+partition at once. The multiprocess executor runs the shards side by side, a shard that fails
+is retried (or re-executed from failure) alone, and readers never see two runs mixed.
+"""
 
 import asyncio
 import contextlib
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -17,6 +26,7 @@ from survey_assets.defs.constants import (
     MX_HOST_SCANS_DATASET,
     NAMESERVER_PROBES,
     NAMESERVER_PROBES_DATASET,
+    SCAN_SHARDS,
     SCANS_GROUP,
 )
 from survey_assets.defs.metadata import md_table
@@ -24,9 +34,18 @@ from survey_assets.defs.resources import SurveySettings
 from survey_assets.dns import probes
 from survey_assets.dns.client import ClientSettings, DnsClient
 from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
-from survey_assets.lake.parquet import read_partition, replace_partition
+from survey_assets.lake.parquet import (
+    publish_parts,
+    read_partition,
+    replace_partition,
+    shard_of,
+    stage_part,
+)
 
 CLIENT = ClientSettings(timeout=2.0, retries=3, max_in_flight=200)
+# A shard that raises (a crash, the lab going away) runs again, alone; DNS trouble does not
+# raise: it gives indeterminate rows.
+SHARD_RETRY = dg.RetryPolicy(max_retries=2, delay=2.0)
 SCHEMA = {
     "name": pl.String,
     "dnssec": pl.String,
@@ -35,66 +54,141 @@ SCHEMA = {
     "evidence": pl.List(pl.String),
 }
 
-
-def _scan(context: dg.AssetExecutionContext, survey: SurveySettings, run) -> list[dict]:
-    date = dt.date.fromisoformat(context.partition_key)
-    with survey.lab_serving(date) if survey.lab else contextlib.nullcontext():
-        anchors = read_anchor(survey.trust_anchor_path.read_text())  # the lab writes it on start
-        return asyncio.run(run(anchors, survey.scan_time(date)))
+Scanner = Callable[[pl.DataFrame, tuple[str, int], list, dt.datetime], pl.DataFrame]
 
 
-def _summary(rows: list[dict]) -> dict:
-    statuses = Counter(r["dnssec"] for r in rows)
-    reasons = Counter(c for r in rows for c in r["reasons"])
-    return {
-        "dagster/row_count": len(rows),
-        "by_status": dg.MetadataValue.json(dict(statuses.most_common())),
-        "by_reason": md_table(("reason", "count"), reasons.most_common()),
-    }
+def _date(context: dg.OpExecutionContext) -> dt.date:
+    return dt.date.fromisoformat(context.partition_key)
 
 
-@dg.asset(key=DOMAIN_SCANS, deps=[CANDIDATE_DOMAINS], partitions_def=DAILY, group_name=SCANS_GROUP,
-          kinds={"parquet", "dns"})  # fmt: skip
-def domain_scans(context: dg.AssetExecutionContext, survey: SurveySettings) -> dg.MaterializeResult:
-    """Every candidate's MX answer with its DNSSEC status (secure, insecure, bogus,
-    indeterminate) and reasons, validated in-process from the trust anchor, with the records
-    and signatures as evidence."""
-    date = dt.date.fromisoformat(context.partition_key)
-    names = read_partition(survey.lake, "candidate_domains", date)["name"].to_list()
-    rows = _scan(context, survey, lambda anchors, now: scan_domains(
-        names, survey.resolver_address, anchors, now, CLIENT))  # fmt: skip
-    frame = pl.DataFrame(rows, schema={**SCHEMA, "mx": pl.List(pl.String)})
-    path = replace_partition(survey.lake, DOMAIN_SCANS_DATASET, date, frame)
-    return dg.MaterializeResult(
-        metadata={**_summary(rows), "path": dg.MetadataValue.path(str(path))}
-    )
+@contextlib.contextmanager
+def _resolver(survey: SurveySettings, date: dt.date) -> Iterator[tuple[tuple[str, int], list]]:
+    """The resolver and trust anchor a shard scans with. In the lab, a shard that finds no lab
+    serving the day starts its own on free ports, so shards side by side never collide."""
+    with survey.lab_serving(date, private=True) if survey.lab else contextlib.nullcontext() as lab:
+        if lab is None:
+            yield survey.resolver_address, read_anchor(survey.trust_anchor_path.read_text())
+        else:
+            info = lab.info
+            yield (info.resolver, info.dns_port), read_anchor(info.trust_anchor.read_text())
 
 
-@dg.asset(key=MX_HOST_SCANS, deps=[DOMAIN_SCANS], partitions_def=DAILY, group_name=SCANS_GROUP,
-          kinds={"parquet", "dns"})  # fmt: skip
-def mx_host_scans(
-    context: dg.AssetExecutionContext, survey: SurveySettings
-) -> dg.MaterializeResult:
-    """Every distinct MX host of the day, once however many domains use it: the TLSA RRset at
-    _25._tcp.<host> with its DNSSEC status and reasons (a broken denial of existence is its own
-    reason), and how many of the day's domains use the host."""
-    date = dt.date.fromisoformat(context.partition_key)
+def _domain_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
+    return read_partition(survey.lake, "candidate_domains", date).select("name")
+
+
+def _scan_domains(targets, resolver, anchors, now) -> pl.DataFrame:
+    names = targets["name"].to_list()
+    rows = asyncio.run(scan_domains(names, resolver, anchors, now, CLIENT))
+    return pl.DataFrame(rows, schema={**SCHEMA, "mx": pl.List(pl.String)})
+
+
+def _host_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
+    """Every distinct MX host of the day's domains, with how many of them use it."""
     domains = read_partition(survey.lake, DOMAIN_SCANS_DATASET, date)
-    users = (
+    return (
         domains.filter(pl.col("dnssec") != "indeterminate")
         .select("name", "mx").explode("mx").drop_nulls("mx")
         .group_by("mx").agg(pl.len().alias("domains")).sort("mx")
+        .select(name="mx", domains="domains")
     )  # fmt: skip
-    hosts = users["mx"].to_list()
-    rows = _scan(context, survey, lambda anchors, now: scan_hosts(
-        hosts, survey.resolver_address, anchors, now, CLIENT))  # fmt: skip
-    frame = pl.DataFrame(rows, schema={**SCHEMA, "tlsa": pl.List(pl.String)}).with_columns(
-        domains=users["domains"]
-    )
-    path = replace_partition(survey.lake, MX_HOST_SCANS_DATASET, date, frame)
-    return dg.MaterializeResult(
-        metadata={**_summary(rows), "path": dg.MetadataValue.path(str(path))}
-    )
+
+
+def _scan_hosts(targets, resolver, anchors, now) -> pl.DataFrame:
+    rows = asyncio.run(scan_hosts(targets["name"].to_list(), resolver, anchors, now, CLIENT))
+    frame = pl.DataFrame(rows, schema={**SCHEMA, "tlsa": pl.List(pl.String)})
+    return frame.with_columns(domains=targets["domains"])
+
+
+def _counts(frame: pl.DataFrame) -> dict:
+    return {
+        "rows": frame.height,
+        "by_status": dict(Counter(frame["dnssec"].to_list())),
+        "by_reason": dict(Counter(c for codes in frame["reasons"].to_list() for c in codes)),
+    }
+
+
+def sharded_scan(
+    *,
+    key: dg.AssetKey,
+    dataset: str,
+    upstream: dg.AssetKey,
+    targets: Callable[[SurveySettings, dt.date], pl.DataFrame],
+    scan: Scanner,
+    description: str,
+) -> dg.AssetsDefinition:
+    """A daily scan asset as plan → one step per shard → publish (see the module's doc)."""
+    name = key.to_python_identifier()
+
+    @dg.op(name=f"plan_{name}", ins={"upstream": dg.In(dg.Nothing)},
+           out=dg.DynamicOut(pl.DataFrame))  # fmt: skip
+    def plan(context: dg.OpExecutionContext, survey: SurveySettings) -> Iterator[dg.DynamicOutput]:
+        """The day's targets, split by a stable hash of the name; every shard is emitted, so a
+        partition always has SCAN_SHARDS files."""
+        found = targets(survey, _date(context))
+        shard = pl.Series([shard_of(n, SCAN_SHARDS) for n in found["name"]], dtype=pl.Int64)
+        for index in range(SCAN_SHARDS):
+            yield dg.DynamicOutput(found.filter(shard == index), mapping_key=f"shard_{index:02d}")
+
+    @dg.op(name=f"scan_{name}_shard", retry_policy=SHARD_RETRY)
+    def scan_shard(
+        context: dg.OpExecutionContext, survey: SurveySettings, shard: pl.DataFrame
+    ) -> dict:
+        """Scan one shard's names and stage its Parquet file."""
+        date = _date(context)
+        index = int(context.get_mapping_key().rsplit("_", 1)[1])
+        with _resolver(survey, date) as (resolver, anchors):
+            frame = scan(shard, resolver, anchors, survey.scan_time(date))
+        path = stage_part(survey.lake, dataset, date, context.run_id, index, frame)
+        return {"shard": index, "path": str(path), **_counts(frame)}
+
+    @dg.op(name=f"publish_{name}", out=dg.Out(dg.Nothing))
+    def publish(context: dg.OpExecutionContext, survey: SurveySettings, shards: list[dict]) -> None:
+        """Swap the staged shard files in as the whole partition, and summarize it."""
+        shards = sorted(shards, key=lambda s: s["shard"])
+        folder = publish_parts(
+            survey.lake, dataset, _date(context), [Path(s["path"]) for s in shards]
+        )
+        statuses = sum((Counter(s["by_status"]) for s in shards), Counter())
+        reasons = sum((Counter(s["by_reason"]) for s in shards), Counter())
+        context.add_output_metadata({
+            "dagster/row_count": sum(s["rows"] for s in shards),
+            "by_status": dg.MetadataValue.json(dict(statuses.most_common())),
+            "by_reason": md_table(("reason", "count"), reasons.most_common()),
+            "rows_by_shard": dg.MetadataValue.json([s["rows"] for s in shards]),
+            "path": dg.MetadataValue.path(str(folder)),
+        })  # fmt: skip
+
+    @dg.graph_asset(key=key, ins={"upstream": dg.AssetIn(key=upstream, dagster_type=dg.Nothing)},
+                    partitions_def=DAILY, group_name=SCANS_GROUP, kinds={"parquet", "dns"},
+                    description=description)  # fmt: skip
+    def asset(upstream):
+        return publish(plan(upstream).map(scan_shard).collect())
+
+    return asset
+
+
+domain_scans = sharded_scan(
+    key=DOMAIN_SCANS,
+    dataset=DOMAIN_SCANS_DATASET,
+    upstream=CANDIDATE_DOMAINS,
+    targets=_domain_targets,
+    scan=_scan_domains,
+    description="Every candidate's MX answer with its DNSSEC status (secure, insecure, bogus, "
+    "indeterminate) and reasons, validated in-process from the trust anchor, with the records "
+    "and signatures as evidence.",
+)
+
+mx_host_scans = sharded_scan(
+    key=MX_HOST_SCANS,
+    dataset=MX_HOST_SCANS_DATASET,
+    upstream=DOMAIN_SCANS,
+    targets=_host_targets,
+    scan=_scan_hosts,
+    description="Every distinct MX host of the day, once however many domains use it: the TLSA "
+    "RRset at _25._tcp.<host> with its DNSSEC status and reasons (a broken denial of existence "
+    "is its own reason), and how many of the day's domains use the host.",
+)
 
 
 @dg.asset(key=NAMESERVER_PROBES, deps=[CANDIDATE_DOMAINS, MX_HOST_SCANS], partitions_def=DAILY,
