@@ -31,6 +31,8 @@ REASONS: dict[str, str] = {
     "malformed": "the response could not be parsed",
     "network_error": "the query could not be sent (no route, no address family)",
     "refused_by_policy": "not asked: the name or the server is on the opt-out list",
+    "query_budget_exceeded": "stopped: the answer needs more queries than the per-target budget",
+    "deadline_exceeded": "stopped: the answer took longer than the per-target total deadline",
     "servfail": "SERVFAIL to a query that must work",
     "refused": "REFUSED to a query that must work",
     "notimp": "NOTIMP to a query that must work",
@@ -53,6 +55,8 @@ REASONS: dict[str, str] = {
     # Denial of existence.
     "denial_bogus": "NXDOMAIN or NODATA without a valid NSEC/NSEC3 proof",
     "nsec3_iterations": "NSEC3 iterations above 0 (RFC 9276)",
+    "nsec3_iterations_too_high": "NSEC3 iterations above the validator's limit (RFC 9276 §3.2): "
+    "the denial is not checked and the answer is insecure",
     "nsec3_salt": "NSEC3 salt not empty (RFC 9276)",
     "nsec3_optout": "NSEC3 opt-out in a zone that is not a TLD",
     # Zone hygiene, per nameserver.

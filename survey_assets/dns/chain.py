@@ -4,6 +4,9 @@ Queries go to a recursive resolver with DO and CD set, so the resolver passes on
 and the validation (with reasons) happens here. Each zone's keys are fetched and judged once,
 however many names share the zone, and concurrent requests for the same zone wait for the
 first. Nothing here raises for bad data: every question ends in a status and reasons.
+
+A target stopped by its own limits (query budget, deadline) while fetching a shared zone's keys
+leaves nothing in the cache: the targets waiting for that zone fetch it again themselves.
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ import dns.rdatatype as T
 import dns.rrset
 
 from survey_assets import reasons as R
-from survey_assets.dns.client import Answer, DnsClient
-from survey_assets.dns.validation import Proof, Verdict, check_denial, check_dnskeys, check_rrsigs
+from survey_assets.dns.client import Answer, BudgetExceeded, DnsClient, charge, spent
+from survey_assets.dns.validation import (
+    Policy,
+    Proof,
+    Verdict,
+    check_denial,
+    check_dnskeys,
+    check_rrsigs,
+)
 
 EDE_NO_REACHABLE_AUTHORITY = 22
 
@@ -83,22 +93,40 @@ def _soa_zone(message: dns.message.Message) -> dns.name.Name | None:
 class ChainValidator:
     """Validates answers from a resolver against a trust anchor, caching each zone's keys."""
 
-    def __init__(self, client: DnsClient, anchors: list, now: dt.datetime) -> None:
+    def __init__(
+        self, client: DnsClient, anchors: list, now: dt.datetime, policy: Policy | None = None
+    ) -> None:
         self.client, self.anchors, self.now = client, anchors, now
-        self._keys: dict[dns.name.Name, asyncio.Future[Verdict]] = {}
+        self.policy = policy or Policy()
+        # A zone's verdict and what fetching it cost (its queries and its parents'), or None
+        # when its fetcher was stopped by its own limits.
+        self._keys: dict[dns.name.Name, asyncio.Future[tuple[Verdict, int] | None]] = {}
 
     async def keys(self, zone: dns.name.Name) -> Verdict:
         """The zone's trusted keys (secure), or why there are none (insecure, bogus, indeterminate)."""
         zone = zone.canonicalize()
-        future = self._keys.get(zone)
-        if future is None:
-            future = self._keys[zone] = asyncio.get_running_loop().create_future()
-            try:
-                future.set_result(await self._fetch_keys(zone))
-            except Exception as exc:  # a bug must not hang the other waiters
-                future.set_result(Verdict(R.INDETERMINATE, ["servfail"]))
-                raise exc
-        return await future
+        while True:
+            future = self._keys.get(zone)
+            if future is None:
+                break
+            entry = await future
+            if entry is not None:
+                # Charged as if fetched here: a target's budget verdict never depends on order.
+                charge(entry[1])
+                return entry[0]
+        future = self._keys[zone] = asyncio.get_running_loop().create_future()
+        before = spent()
+        try:
+            verdict = await self._fetch_keys(zone)
+        except (BudgetExceeded, asyncio.CancelledError):
+            del self._keys[zone]  # this target's limits, not the zone's: others try again
+            future.set_result(None)
+            raise
+        except Exception as exc:  # a bug must not hang the other waiters
+            future.set_result((Verdict(R.INDETERMINATE, ["servfail"]), 0))
+            raise exc
+        future.set_result((verdict, spent() - before))
+        return verdict
 
     async def _fetch_keys(self, zone: dns.name.Name) -> Verdict:
         if zone == dns.name.root:
@@ -116,11 +144,12 @@ class ChainValidator:
                 if not parent_keys.secure:
                     return parent_keys
                 proof = check_denial(
-                    zone, T.DS, False, _proofs(message), parent, parent_keys.keys, self.now
-                )
-                if proof.status == R.SECURE or proof.status == R.INSECURE:
+                    zone, T.DS, False, _proofs(message), parent, parent_keys.keys, self.now,
+                    self.policy,
+                )  # fmt: skip
+                if proof.status == R.SECURE or proof.reasons == ["no_ds"]:
                     return Verdict(R.INSECURE, ["no_ds"])
-                return proof
+                return proof  # bogus, or insecure for a reason of its own (NSEC3 iterations)
             sigs = _find(message.answer, zone, T.RRSIG, T.DS)
             parent = sigs[0].signer if sigs else zone.parent()
             if not zone.is_subdomain(parent) or parent == zone:
@@ -154,6 +183,16 @@ class ChainValidator:
             if rrset.rdtype == T.SOA and qname.is_subdomain(rrset.name):
                 return rrset.name
         return fallback
+
+    async def validate_within_limits(
+        self, qname: dns.name.Name, qtype: int, zone_hint: dns.name.Name
+    ) -> Result:
+        """`validate` as one target under the client's query budget and deadline: a target that
+        would need more stops, indeterminate, with the limit's reason code."""
+        result, stopped = await self.client.within_limits(self.validate(qname, qtype, zone_hint))
+        if result is None:
+            return Result(qname, qtype, R.INDETERMINATE, [stopped or "timeout"])
+        return result
 
     async def validate(self, qname: dns.name.Name, qtype: int, zone_hint: dns.name.Name) -> Result:
         """Ask for (qname, qtype) and judge the answer. `zone_hint` is the zone the name is
@@ -198,7 +237,9 @@ class ChainValidator:
             result.status, result.reasons = keys.status, list(keys.reasons) + facts
             return result
         nx = rcode == dns.rcode.NXDOMAIN
-        verdict = check_denial(qname, qtype, nx, _proofs(message), zone, keys.keys, self.now)
+        verdict = check_denial(
+            qname, qtype, nx, _proofs(message), zone, keys.keys, self.now, self.policy
+        )
         result.status = verdict.status
         result.reasons = (
             facts if verdict.status == R.SECURE else sorted(set(verdict.reasons) | set(facts))

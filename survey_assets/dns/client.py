@@ -6,18 +6,25 @@ that matches nothing is dropped, so a stray, late or spoofed datagram can never 
 Truncated answers are retried over TCP, FORMERR to an EDNS query is retried once without EDNS,
 and every call returns exactly one `Answer`: network trouble and hostile responses are reported
 in `Answer.error`, never raised. Plain asyncio (runs under uvloop too); dnspython for messages.
+
+Per-target limits: `within_limits` runs one target's work (a domain, an MX host) with its own
+query budget and total deadline. The budget lives in a context variable of the target's task,
+so queries charge it wherever they are sent from; the one query that would overspend raises
+`BudgetExceeded`, which `within_limits` turns into a reason code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ipaddress
 import secrets
 import socket
 import struct
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.exception
 import dns.flags
@@ -31,7 +38,7 @@ from survey_assets.dns.rdata import install as _install_lenient_tlsa
 
 _install_lenient_tlsa()  # malformed TLSA records are data for the survey, not parse errors
 
-__all__ = ["Answer", "ClientSettings", "DnsClient"]
+__all__ = ["Answer", "BudgetExceeded", "ClientSettings", "DnsClient", "charge", "spent"]
 
 # Reason codes of `Answer.error` (a subset shares its meaning with survey_assets.reasons).
 TIMEOUT = "timeout"
@@ -40,6 +47,8 @@ FORMERR = "formerr"
 MALFORMED = "malformed"
 TCP_FAILED = "tcp_failed"
 NETWORK_ERROR = "network_error"
+QUERY_BUDGET_EXCEEDED = "query_budget_exceeded"
+DEADLINE_EXCEEDED = "deadline_exceeded"
 
 # Transfers stream many messages over TCP: not what a one-answer client can do.
 _UNSUPPORTED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.OPT}
@@ -59,6 +68,11 @@ class ClientSettings:
     opt_out_names: frozenset[str] = frozenset()  # names (and everything below them) never queried
     opt_out_addresses: frozenset[str] = frozenset()  # server addresses never contacted
     payload: int = 1232  # EDNS UDP payload size (the DNS flag day 2020 value)
+    # Per target (see `within_limits`); 0 = unlimited. A validated domain needs about six
+    # queries (MX, and DS + DNSKEY per zone from the root down); the defaults only stop the
+    # pathological: a long chain of zone cuts, a server that answers every query slowly.
+    query_budget: int = 40
+    deadline: float = 30.0  # seconds from a target's start to its answer, queries and waits
 
 
 @dataclass
@@ -82,6 +96,41 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.error is None and self.message is not None
+
+
+class BudgetExceeded(Exception):
+    """The current target would spend more than its query budget."""
+
+
+class _Budget:
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("budget", default=None)
+
+
+def charge(queries: int = 1) -> None:
+    """Spend `queries` of the current target's budget, or raise `BudgetExceeded` (a no-op
+    outside `within_limits`). The validator also charges for zone keys it takes from its
+    cache, so a target's verdict never depends on which target happened to fetch them."""
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    if budget.limit and budget.used + queries > budget.limit:
+        raise BudgetExceeded(f"{budget.used} + {queries} queries > a budget of {budget.limit}")
+    budget.used += queries
+
+
+def spent() -> int:
+    """Queries the current target has spent so far (0 outside `within_limits`)."""
+    budget = _BUDGET.get()
+    return budget.used if budget is not None else 0
+
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -242,6 +291,24 @@ class DnsClient:
             return None
         return transport
 
+    # --- per-target limits ------------------------------------------------------------------------
+    async def within_limits(self, work: Coroutine[Any, Any, _T]) -> tuple[_T | None, str | None]:
+        """Run one target's `work` under the settings' query budget and total deadline:
+        (its result, None), or (None, the reason code it was stopped with)."""
+        token = _BUDGET.set(_Budget(max(0, self.settings.query_budget)))
+        scope = asyncio.timeout(self.settings.deadline if self.settings.deadline > 0 else None)
+        try:
+            async with scope:
+                return await work, None
+        except BudgetExceeded:
+            return None, QUERY_BUDGET_EXCEEDED
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            return None, DEADLINE_EXCEEDED
+        finally:
+            _BUDGET.reset(token)
+
     # --- the query -------------------------------------------------------------------------------
     async def query(
         self,
@@ -272,6 +339,7 @@ class DnsClient:
         if not targets or targets[0][0] in self._opt_out_addresses or self._opted_out(name):
             where = f"{targets[0][0]}@{targets[0][1]}" if targets else ""
             return Answer(name, rdtype, where, None, None, "none", REFUSED_BY_POLICY, 0.0, 0)
+        charge(1)  # a query (with its retries) counts once: the budget bounds the questions
         async with self._slots:
             return await self._query(name, rdtype, targets, dnssec, cd, rd, edns)
 

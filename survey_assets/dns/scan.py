@@ -11,6 +11,7 @@ import dns.rdatatype as T
 from survey_assets import reasons as R
 from survey_assets.dns.chain import ChainValidator
 from survey_assets.dns.client import ClientSettings, DnsClient
+from survey_assets.dns.validation import Policy
 
 
 def read_anchor(text: str) -> list:
@@ -35,7 +36,8 @@ def read_anchor(text: str) -> list:
 
 
 async def scan_domain(validator: ChainValidator, name: dns.name.Name) -> dict:
-    result = await validator.validate(name, T.MX, name)
+    """A domain's MX answer, validated within the per-target query budget and deadline."""
+    result = await validator.validate_within_limits(name, T.MX, name)
     reasons = list(result.reasons)
     mx = []
     if result.status != R.INDETERMINATE and result.records and result.rcode == 0:
@@ -59,7 +61,7 @@ async def scan_domain(validator: ChainValidator, name: dns.name.Name) -> dict:
 async def scan_host(validator: ChainValidator, host: dns.name.Name) -> dict:
     """An MX host's TLSA RRset at _25._tcp.<host>: its DNSSEC status and the records."""
     qname = dns.name.Name((b"_25", b"_tcp", *host.labels))
-    result = await validator.validate(qname, T.TLSA, host.parent())
+    result = await validator.validate_within_limits(qname, T.TLSA, host.parent())
     tlsa = [
         line.split(None, 4)[4]
         for text in result.records
@@ -77,11 +79,20 @@ async def scan_host(validator: ChainValidator, host: dns.name.Name) -> dict:
     }
 
 
-async def _scan_all(scan, names, resolver, anchors, now, settings) -> list[dict]:
+async def _scan_all(scan, names, resolver, anchors, now, settings, policy) -> list[dict]:
     """One row per name, in order, from `scan(validator, name)`; zone keys shared by all."""
-    async with DnsClient([resolver], settings or ClientSettings()) as client:
-        validator = ChainValidator(client, anchors, now)
-        return list(await asyncio.gather(*(scan(validator, dns.name.from_text(n)) for n in names)))
+    settings = settings or ClientSettings()
+    async with DnsClient([resolver], settings) as client:
+        validator = ChainValidator(client, anchors, now, policy or Policy())
+        # A target asks one question at a time: this many targets keep the client's slots busy,
+        # and a target's deadline runs from its start, not from the start of the whole scan.
+        started = asyncio.Semaphore(max(1, settings.max_in_flight))
+
+        async def one(name: str) -> dict:
+            async with started:
+                return await scan(validator, dns.name.from_text(name))
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
 
 
 async def scan_hosts(
@@ -90,9 +101,10 @@ async def scan_hosts(
     anchors: list,
     now: dt.datetime,
     settings: ClientSettings | None = None,
+    policy: Policy | None = None,
 ) -> list[dict]:
     """One row per MX host, in order."""
-    return await _scan_all(scan_host, hosts, resolver, anchors, now, settings)
+    return await _scan_all(scan_host, hosts, resolver, anchors, now, settings, policy)
 
 
 async def scan_domains(
@@ -101,6 +113,7 @@ async def scan_domains(
     anchors: list,
     now: dt.datetime,
     settings: ClientSettings | None = None,
+    policy: Policy | None = None,
 ) -> list[dict]:
     """One row per name, in order; a name that cannot be scanned still gets its row."""
-    return await _scan_all(scan_domain, names, resolver, anchors, now, settings)
+    return await _scan_all(scan_domain, names, resolver, anchors, now, settings, policy)

@@ -1,8 +1,8 @@
 """DNSSEC validation steps with reasons (RFC 4033-4035, 6840, 8624): pure functions, no I/O.
 
 Each step answers with a status and the survey's reason codes, so the scanner can say *why* a
-chain fails, which a resolver's AD bit never does. The scanner (issue 4) walks the chain from the
-trust anchor and calls these for each zone cut; the denial-of-existence proofs come next.
+chain fails, which a resolver's AD bit never does. The scanner (`chain.py`) walks the chain from
+the trust anchor and calls these for each zone cut and each negative answer.
 """
 
 from __future__ import annotations
@@ -20,8 +20,20 @@ from survey_assets import reasons as R
 
 SUPPORTED_ALGORITHMS = frozenset({8, 10, 13, 14, 15, 16})  # RFC 8624: MUST/RECOMMENDED to validate
 SUPPORTED_DIGESTS = frozenset({1, 2, 4})
+# RFC 9276 §3.2: a validator MAY treat NSEC3 records with more iterations than it is willing to
+# hash as insecure. 150 is Unbound's limit since 1.16 ("1024 150 2048 150 4096 150", whatever
+# the key size) and BIND's; the survey matches it so it answers as the resolvers of the mail
+# senders would.
+NSEC3_MAX_ITERATIONS = 150
 REVOKE = 0x0080
 ZONE_KEY = 0x0100
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Validation choices that are settings, not protocol."""
+
+    nsec3_max_iterations: int = NSEC3_MAX_ITERATIONS  # above it, a denial is insecure unproven
 
 
 @dataclass
@@ -189,11 +201,15 @@ def check_denial(
     zone: dns.name.Name,
     keys: list,
     now: dt.datetime,
+    policy: Policy = Policy(),
 ) -> Verdict:
     """Does a signed NSEC/NSEC3 proof show that (qname, qtype) does not exist?
 
     Secure when it does; insecure for an opt-out span that may hide an unsigned delegation (a
-    DS query only); bogus with `denial_bogus` when the proof is missing, unsigned or wrong.
+    DS query only), or with `nsec3_iterations_too_high` for NSEC3 records of more iterations
+    than the policy hashes (RFC 9276 §3.2: the signatures are checked, the hashes are not
+    computed, as Unbound does); bogus with `denial_bogus` when the proof is missing, unsigned
+    or wrong.
     """
     if not proofs:
         return Verdict(R.BOGUS, ["denial_bogus"])
@@ -202,6 +218,8 @@ def check_denial(
             return Verdict(R.BOGUS, ["denial_bogus"])
     nsec3 = [p.rrset for p in proofs if p.rrset.rdtype == 50]
     if nsec3:
+        if max(r.iterations for rrset in nsec3 for r in rrset) > policy.nsec3_max_iterations:
+            return Verdict(R.INSECURE, ["nsec3_iterations_too_high"])
         return _check_nsec3(qname, qtype, nxdomain, nsec3, zone)
     return _check_nsec(qname, qtype, nxdomain, [p.rrset for p in proofs if p.rrset.rdtype == 47])
 
