@@ -42,3 +42,15 @@ CERTIFICATE_CAPTURES = dg.AssetKey("certificate_captures")
 DANE_VERDICTS = dg.AssetKey("dane_verdicts")
 CERTIFICATE_CAPTURES_DATASET = "certificate_captures"
 DANE_VERDICTS_DATASET = "dane_verdicts"
+
+# The warehouse (issue 6): views over the lake, then one table per SQL model. Only assets and
+# checks in this pool open warehouse.duckdb, and dagster.yaml limits every pool to one step at
+# a time, so DuckDB's single writer is never contended, even in a multiprocess backfill.
+WAREHOUSE_GROUP = "warehouse"
+WAREHOUSE_POOL = "warehouse"
+LAKE_VIEWS = dg.AssetKey("lake_views")
+WAREHOUSE_FILE = "warehouse.duckdb"
+IMPORT_SPIKES_CHECK = "import_spikes"
+GENTLE_DECAY_CHECK = "gentle_decay"
+SCAN_FRESHNESS_CHECK = "scan_freshness"
+CONTRACT_CHECK = "contract"
