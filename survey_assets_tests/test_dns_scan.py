@@ -89,6 +89,8 @@ def test_unbound_agrees_with_the_scan(tmp_path):
                      if validator.status(f"_25._tcp.{r['name']}", "TLSA") != expected[r["dnssec"]]]  # fmt: skip
     assert not disagree, disagree[:10]
     assert {r["dnssec"] for r in domains} == {"secure", "insecure", "bogus", "indeterminate"}
+    # Among the insecure: a NODATA proven by NSEC3 of 200 iterations (RFC 9276 §3.2).
+    assert any(r["reasons"] == ["no_mx", "nsec3_iterations_too_high"] for r in domains)
 
 
 def test_a_broken_resolver_gives_one_indeterminate_row_per_domain():

@@ -23,7 +23,7 @@ NOW = dt.datetime.combine(WORLD.date, dt.time(12), dt.UTC)
 CHAIN_FAULTS = {
     f
     for f, (status, _) in FAULT_STATUS.items()
-    if f not in ("lame", "ns_timeout", "mx_denial_bogus")
+    if f not in ("lame", "ns_timeout", "mx_denial_bogus", "nsec3_iterations_too_high")
 }
 
 
@@ -161,3 +161,29 @@ def test_broken_proofs_are_bogus():
         "denial_bogus"
     ]  # half a proof
     assert check_denial(name, T.A, nx, [], zone, keys, NOW).reasons == ["denial_bogus"]
+
+
+def test_nsec3_iterations_above_the_limit_are_insecure_not_checked():
+    """RFC 9276 §3.2, as Unbound does it: above the limit the proof's signatures are still
+    checked, its hashes are not computed, and the answer is insecure."""
+    from survey_assets.dns.validation import NSEC3_MAX_ITERATIONS, Policy, Proof, check_denial
+
+    high = next(d for d in SHOWCASE if d.fault == "nsec3_iterations_too_high")
+    assert high.nsec3_iterations > NSEC3_MAX_ITERATIONS == 150
+    name, nx, proofs, zone, keys = _negative(high.name, T.MX)
+    assert proofs and not nx
+    verdict = check_denial(name, T.MX, nx, proofs, zone, keys, NOW)
+    assert (verdict.status, verdict.reasons) == (R.INSECURE, ["nsec3_iterations_too_high"])
+    # The proof itself is sound: a validator willing to hash 200 iterations finds it secure.
+    lenient = Policy(nsec3_max_iterations=high.nsec3_iterations)
+    assert check_denial(name, T.MX, nx, proofs, zone, keys, NOW, lenient).status == R.SECURE
+    # Unsigned NSEC3 records are bogus whatever their iterations.
+    unsigned = [Proof(p.rrset, None) for p in proofs]
+    assert check_denial(name, T.MX, nx, unsigned, zone, keys, NOW).reasons == ["denial_bogus"]
+    # A few iterations (lab-optout's 5, some domains' 10) are within the limit: secure, and
+    # insecure only under the strictest policy (RFC 9276 asks signers for 0).
+    few = _domain("lab-secure", signed=True, fault=None, denial="nsec3", nsec3_iterations=10)
+    name, nx, proofs, zone, keys = _negative(f"nothere.{few.name}", T.A)
+    assert check_denial(name, T.A, nx, proofs, zone, keys, NOW).status == R.SECURE
+    strict = check_denial(name, T.A, nx, proofs, zone, keys, NOW, Policy(nsec3_max_iterations=0))
+    assert (strict.status, strict.reasons) == (R.INSECURE, ["nsec3_iterations_too_high"])

@@ -21,9 +21,8 @@ from survey_assets import reasons as R
 SUPPORTED_ALGORITHMS = frozenset({8, 10, 13, 14, 15, 16})  # RFC 8624: MUST/RECOMMENDED to validate
 SUPPORTED_DIGESTS = frozenset({1, 2, 4})
 # RFC 9276 §3.2: a validator MAY treat NSEC3 records with more iterations than it is willing to
-# hash as insecure. 150 is Unbound's limit since 1.16 ("1024 150 2048 150 4096 150", whatever
-# the key size) and BIND's; the survey matches it so it answers as the resolvers of the mail
-# senders would.
+# hash as insecure. 150 is Unbound's default (1.17: "1024 150 2048 150 4096 150", whatever the
+# key size); the survey matches it so it answers as the resolvers of mail senders would.
 NSEC3_MAX_ITERATIONS = 150
 REVOKE = 0x0080
 ZONE_KEY = 0x0100

@@ -44,6 +44,8 @@ FAULT_STATUS: dict[str, tuple[str, list[str]]] = {
     "mx_denial_bogus": (R.BOGUS, ["denial_bogus"]),
     "lame": (R.INDETERMINATE, ["lame_delegation"]),
     "ns_timeout": (R.INDETERMINATE, ["timeout"]),
+    # NODATA for MX proven only by NSEC3 of 200 iterations: above the 150 validators hash.
+    "nsec3_iterations_too_high": (R.INSECURE, ["nsec3_iterations_too_high"]),
 }
 BEHAVIOUR_REASON = {
     "no_starttls": "starttls_not_offered",

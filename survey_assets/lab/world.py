@@ -245,7 +245,11 @@ DOMAIN_FAULTS = (
     "ns_timeout",
     "expires_later",  # stops re-signing: healthy until Day.RESIGN_STOPS, then rrsig_expired
     "disable_reenable",  # unsigned from Day.DISABLE until Day.REENABLE
+    "nsec3_iterations_too_high",  # NSEC3 with more iterations than validators hash: no MX, insecure
 )
+# Above the 150 iterations Unbound hashes (RFC 9276 §3.2): validators call the zone's denials
+# insecure without checking them.
+NSEC3_HIGH_ITERATIONS = 200
 # Which of those get fixed over time (the lab-secure TLD improves its DNSSEC health).
 FIXABLE = ("ds_mismatch", "rrsig_invalid", "rrsig_missing", "signer_outside_zone")
 
@@ -475,8 +479,8 @@ class World:
             signed = not (Day.DISABLE <= day < Day.REENABLE)
         if tld.label == "lab-cc" and showcase:
             signed = False
-        if fault == "mx_denial_bogus":
-            mail = "none"
+        if fault in ("mx_denial_bogus", "nsec3_iterations_too_high"):
+            mail = "none"  # the fault shows in a negative answer: the MX query's NODATA
         elif fault and mail in ("self", "self_dane"):
             mail = "bigdane"  # a self-hosted mail host would inherit the zone's fault
         a = unit(seed, "alg", tld.label, i)
@@ -487,6 +491,8 @@ class World:
             denial = "nsec3"
         if 0.20 < w < 0.25:
             iterations, salt = 10, "ab12"
+        if fault == "nsec3_iterations_too_high":
+            denial, iterations, salt = "nsec3", NSEC3_HIGH_ITERATIONS, "ab12"
         return Domain(
             name=dns.name.Name((_label_of(tld.label, i), tld.label.encode(), b"")).to_text(),
             tld=tld.label,
