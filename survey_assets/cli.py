@@ -146,6 +146,27 @@ def check(
 
 
 @main.command()
+@click.argument("query")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+def sql(query: str, fmt: str) -> None:
+    """Run QUERY against the warehouse, read-only, and print the result."""
+    from survey_assets.warehouse.query import QueryError, render, run_query
+
+    warehouse = Settings.from_env().data_dir / "warehouse.duckdb"
+    try:
+        columns, rows = run_query(warehouse, query)
+    except QueryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render(columns, rows, fmt))
+
+
+@main.command()
 @click.option("--days", type=int, default=14, show_default=True, help="length of the window")
 @click.option("--start", callback=_date, default=W.LAB_EPOCH.isoformat(), show_default=True)
 @scale_option

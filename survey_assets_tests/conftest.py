@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from survey_assets.lab import world as W
 
 
@@ -52,3 +54,44 @@ def materialize_days(root, days, selection=None) -> dict:
             results[day] = job.execute_in_process(partition_key=day.isoformat(), instance=instance)
             assert results[day].success, day
     return results
+
+
+SURVEY_DAYS = 14  # the window the warehouse, chart, site and notebook tests look at
+
+
+def warehouse_selection(root) -> set:
+    """The unpartitioned assets that build the warehouse (and what reads it)."""
+    from survey_assets.definitions import build
+    from survey_assets.settings import Settings
+
+    graph = build(Settings(data_dir=root, lab_scale="tiny")).resolve_asset_graph()
+    return {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is None}
+
+
+def materialize_warehouse(root, selection=None):
+    """Build the warehouse (views, models, checks) from what the lake holds; returns the result
+    (it may hold failed checks: callers look)."""
+    import dagster as dg
+
+    from survey_assets.definitions import build
+    from survey_assets.settings import Settings
+
+    job = build(Settings(data_dir=root, lab_scale="tiny")).resolve_implicit_global_asset_job_def()
+    job = job.get_subset(asset_selection=selection or warehouse_selection(root))
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+@pytest.fixture(scope="session")
+def lab_survey(tmp_path_factory):
+    """SURVEY_DAYS lab days through every daily asset, then the warehouse, once per session.
+    Tests must not change it: copy it first (see `copy_survey`)."""
+    root = tmp_path_factory.mktemp("survey")
+    days = [W.date_of(i) for i in range(SURVEY_DAYS)]
+    from survey_assets.definitions import build
+    from survey_assets.settings import Settings
+
+    graph = build(Settings(data_dir=root, lab_scale="tiny")).resolve_asset_graph()
+    daily = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
+    materialize_days(root, days, selection=daily)
+    assert materialize_warehouse(root).success
+    return root

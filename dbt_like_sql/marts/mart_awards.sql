@@ -2,7 +2,7 @@
 -- since the first day, suffixes with 100 % working DNSKEY, and the largest DANE provider.
 WITH bounds AS (SELECT min(date) AS first_day, max(date) AS last_day FROM mart_suffix_daily),
 improvement AS (
-    SELECT l.suffix, l.pct_problem_free - f.pct_problem_free AS points
+    SELECT l.suffix, round(l.pct_problem_free - f.pct_problem_free, 2) AS points
     FROM mart_suffix_daily l
     JOIN mart_suffix_daily f ON f.suffix = l.suffix
     JOIN bounds b ON l.date = b.last_day AND f.date = b.first_day

@@ -67,7 +67,10 @@ def scan_freshness(survey: SurveySettings) -> dg.AssetCheckResult:
 def contract_check(table: str) -> dg.AssetChecksDefinition:
     contract = CONTRACTS[table]
 
-    @dg.asset_check(asset=table, name=CONTRACT_CHECK, blocking=True, pool=WAREHOUSE_POOL,
+    # Contracts on marts block what reads them; on staging tables they report (an ERROR) and
+    # let the marts build, so the spike and decay checks still judge the day.
+    @dg.asset_check(asset=table, name=CONTRACT_CHECK, blocking=table.startswith("mart_"),
+                    pool=WAREHOUSE_POOL,
                     description=f"Great Expectations contract of {table}: "
                     + ", ".join(name for name, _ in contract.expectations))  # fmt: skip
     def _check(survey: SurveySettings) -> dg.AssetCheckResult:
