@@ -114,16 +114,32 @@ def truth(date, scale, seed, out) -> None:
 @click.option(
     "--now", default=None, help="validation time, YYYY-MM-DD[THH:MM]; default: the lab's day"
 )
+@click.option("--smtp-port", type=click.IntRange(1, 65535), default=None,
+              help="default: the lab's SMTP port (settings), 25 with --resolver")  # fmt: skip
+@click.option("--networks", type=click.Choice(["loopback", "global"]), default=None,
+              help="addresses that may be contacted; default: loopback for the lab, "
+                   "global with --resolver")  # fmt: skip
+@click.option("--no-tls", is_flag=True, help="the DNS part only: connect to no MX host")
 @click.option("--json", "as_json", is_flag=True, help="the full result, with evidence")
 def check(
-    domain: str, resolver: str | None, trust_anchor: Path | None, now: str | None, as_json: bool
-) -> None:
-    """Check one domain live with the survey's own code: DNSSEC of its MX, its MX hosts' TLSA."""
-    from survey_assets.dns.check import CheckError, check_domain, parse_server, render
+    domain: str, resolver: str | None, trust_anchor: Path | None, now: str | None,
+    smtp_port: int | None, networks: str | None, no_tls: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Check one domain live with the survey's own code: DNSSEC of its MX, its MX hosts' TLSA,
+    then STARTTLS to every address of each MX host with secure TLSA, the chains, which TLSA
+    record matched which certificate, and the DANE verdicts with rollover readiness."""
+    from survey_assets.dns.check import (
+        CheckError,
+        check_domain,
+        parse_server,
+        render,
+        tls_options,
+    )
     from survey_assets.dns.scan import read_anchor
     from survey_assets.lab.serve import served_date
 
     settings = Settings.from_env()
+    lab_ = resolver is None
     try:
         server = parse_server(resolver or f"{W.RESOLVER_ADDRESS}@{settings.lab_dns_port}")
         anchor_path = trust_anchor or settings.lab_dir / "trust-anchor.ds"
@@ -134,11 +150,17 @@ def check(
         if now:
             when = dt.datetime.fromisoformat(now)
             when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-        elif resolver is None and (day := served_date(server[1])) is not None:
+        elif lab_ and (day := served_date(server[1])) is not None:
             when = dt.datetime.combine(day, dt.time(12), dt.UTC)
         else:
             when = dt.datetime.now(dt.UTC)
-        result = check_domain(domain, server, anchors, when)
+        tls = None
+        if not no_tls:
+            port = smtp_port or (settings.lab_smtp_port if lab_ else 25)
+            tls = tls_options(
+                port, lab=(networks or ("loopback" if lab_ else "global")) == "loopback"
+            )
+        result = check_domain(domain, server, anchors, when, tls)
     except (CheckError, ValueError) as exc:
         click.echo(f"survey check: {exc}", err=True)
         sys.exit(2)
