@@ -228,3 +228,14 @@ def test_an_unexplained_jump_fails_and_blocks(lab_survey, tmp_path):
     # The staging contract sees the duplicate keys too (and reports them without blocking).
     assert not evaluations["stg_domains", "contract"].passed
     assert not result.success  # the blocking check fails its step: nothing downstream is built
+
+
+def test_the_readme_queries_run_and_answer(con):
+    from survey_assets.warehouse.query import readme_queries
+
+    queries = readme_queries()
+    assert len(queries) == 10
+    answers = [con.execute(q).fetchall() for q in queries]
+    assert [len(a) for a in answers[:1]] == [SURVEY_DAYS]
+    assert any(r[0] == "mailnova.lab-net." for r in answers[4])  # a new DANE provider
+    assert answers[8] and all(r[4] for r in answers[8])  # the lab's spike, explained

@@ -86,3 +86,13 @@ def render(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:
 
     body = [line(list(columns)), line(["-" * w for w in widths])] + [line(r) for r in cells]
     return "\n".join(body + [f"({len(rows)} row{'s' if len(rows) != 1 else ''})"])
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_queries(readme: Path = README) -> list[str]:
+    """The README's "Ten useful queries": the docs, the tests and the benchmark run one text."""
+    text = readme.read_text(encoding="utf-8")
+    section = text.split("### Ten useful queries", 1)[1].split("\n#", 1)[0]
+    return [block.split("```", 1)[0].strip() for block in section.split("```sql")[1:]]
