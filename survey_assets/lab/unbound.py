@@ -31,15 +31,19 @@ def available() -> bool:
 class Unbound:
     """An Unbound process on loopback for one lab date."""
 
-    def __init__(self, info: LabInfo, workdir: Path, port: int, *, cache: bool = True) -> None:
+    def __init__(
+        self, info: LabInfo, workdir: Path, port: int, *, cache: bool = True,
+        address: str = UNBOUND_ADDRESS,
+    ) -> None:  # fmt: skip
         self.info, self.workdir, self.port, self.cache = info, Path(workdir), port, cache
+        self.address = address  # another loopback address lets a second one listen on port 53
         self.process: subprocess.Popen | None = None
 
     def config(self) -> str:
         stamp = self.info.date.strftime("%Y%m%d") + "120000"
         cache = "" if self.cache else "    msg-cache-size: 0\n    rrset-cache-size: 0\n"
         return f"""server:
-    interface: {UNBOUND_ADDRESS}@{self.port}
+    interface: {self.address}@{self.port}
     port: {self.port}
     do-daemonize: no
     chroot: ""
@@ -86,11 +90,11 @@ remote-control:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
                 raise RuntimeError(f"unbound exited: {err.strip()}")
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                if s.connect_ex((UNBOUND_ADDRESS, self.port)) == 0:
+                if s.connect_ex((self.address, self.port)) == 0:
                     return self
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"unbound did not start on {UNBOUND_ADDRESS}@{self.port}")
+        raise RuntimeError(f"unbound did not start on {self.address}@{self.port}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -110,7 +114,7 @@ remote-control:
     def exchange(self, name: str, rdtype: str, timeout: float = 10.0) -> bytes:
         """One query over TCP with DO set; the raw response, which dnspython may not parse."""
         wire = dns.message.make_query(name, rdtype, want_dnssec=True).to_wire()
-        with socket.create_connection((UNBOUND_ADDRESS, self.port), timeout=timeout) as s:
+        with socket.create_connection((self.address, self.port), timeout=timeout) as s:
             s.sendall(struct.pack("!H", len(wire)) + wire)
             size = struct.unpack("!H", _read(s, 2))[0]
             return _read(s, size)
