@@ -188,6 +188,53 @@ def sql(query: str, fmt: str) -> None:
     click.echo(render(columns, rows, fmt))
 
 
+@main.group()
+def site() -> None:
+    """The static stats site (built by the `site` asset into <data dir>/site)."""
+
+
+@site.command("serve")
+@click.option("--port", type=int, default=8000, show_default=True, help="0: any free port")
+@click.option("--dir", "folder", type=click.Path(path_type=Path), default=None,
+              help="the site folder; default: <data dir>/site")  # fmt: skip
+def site_serve(port: int, folder: Path | None) -> None:
+    """Serve the site on http://127.0.0.1:PORT/ (loopback only) until interrupted."""
+    from survey_assets.site.serve import SiteError, make_server
+
+    folder = folder or Settings.from_env().data_dir / "site"
+    try:
+        server = make_server(folder, port)
+    except SiteError as exc:
+        click.echo(f"survey site serve: {exc}", err=True)
+        sys.exit(2)
+    host, bound = server.server_address[:2]
+    click.echo(f"serving {folder} on http://{host}:{bound}/ (Ctrl-C stops)")
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@site.command("build")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="default: <data dir>/site")  # fmt: skip
+def site_build(out: Path | None) -> None:
+    """Build the site from the warehouse without Dagster (the `site` asset does the same)."""
+    from survey_assets.site.build import build_site
+
+    data = Settings.from_env().data_dir
+    report = build_site(data / "warehouse.duckdb", out or data / "site")
+    for notice in report.notices:
+        click.echo(f"note: {notice}", err=True)
+    click.echo(json.dumps({"site": str(report.out), "pages": len(report.pages),
+                           "charts": report.charts, "domains": report.domains,
+                           "missing": report.missing}))  # fmt: skip
+
+
 @main.command()
 @click.option("--days", type=int, default=14, show_default=True, help="length of the window")
 @click.option("--start", callback=_date, default=W.LAB_EPOCH.isoformat(), show_default=True)

@@ -54,3 +54,15 @@ IMPORT_SPIKES_CHECK = "import_spikes"
 GENTLE_DECAY_CHECK = "gentle_decay"
 SCAN_FRESHNESS_CHECK = "scan_freshness"
 CONTRACT_CHECK = "contract"
+
+# Charts and the stats site (issue 7): one asset per chart (`chart_<name>`), then the site.
+# Both read the warehouse, so they take its pool: DuckDB lets no reader in beside a writer.
+CHARTS_GROUP = "charts"
+SITE_GROUP = "site"
+SITE = dg.AssetKey("site")
+CHARTS_DIR = "charts"  # <data_dir>/charts/<name>.{vl.json,html,png}
+SITE_DIR = "site"  # <data_dir>/site/, a static site
+
+
+def chart_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(f"chart_{name}")
