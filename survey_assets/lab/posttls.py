@@ -26,6 +26,7 @@ chain checks. Its verdict per (MX host, address) can so be held against the surv
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import os
 import pwd
@@ -117,9 +118,13 @@ class _Relay:
     def __init__(self, address: str, port: int, target_port: int) -> None:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(8)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((address, port))
+            self.sock.listen(8)
+        except OSError:
+            self.sock.close()
+            raise
         self.address, self.target_port = address, target_port
         self.open: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
@@ -209,12 +214,20 @@ class PostTlsFinger:
         libs = self.binary.parent.parent / "lib" / "postfix"
         if libs.is_dir():  # the unpacked package: its own shared libraries
             env["LD_LIBRARY_PATH"] = str(libs)
-        relay = _Relay(address, SMTP_PORT, self.info.smtp_port)
+        try:
+            relay: _Relay | None = _Relay(address, SMTP_PORT, self.info.smtp_port)
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise RuntimeError(
+                    f"cannot listen on port {SMTP_PORT} of {address}: {exc}"
+                ) from None
+            relay = None  # no IPv6 here: the lab does not listen there either, both see refusal
         try:
             done = subprocess.run(self.command(host), capture_output=True, text=True, env=env,
                                   timeout=4 * self.timeout + 30)  # fmt: skip
         finally:
-            relay.close()
+            if relay is not None:
+                relay.close()
         return parse(host, address, done.stdout + done.stderr)
 
 
