@@ -21,6 +21,7 @@ from survey_assets.defs.constants import (
     RAW_ZONE_LISTS,
     WAREHOUSE_FILE,
     WAREHOUSE_GROUP,
+    WAREHOUSE_JOB,
     WAREHOUSE_POOL,
 )
 from survey_assets.defs.metadata import md_table
@@ -91,3 +92,8 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
 
 MODELS = load_models(MODELS_DIR)
 MODEL_ASSETS = [model_asset(m) for m in MODELS]
+
+# Rebuild the warehouse (and the charts and site that read it) from what the lake holds now.
+warehouse_build = dg.define_asset_job(
+    WAREHOUSE_JOB, selection=dg.AssetSelection.groups(WAREHOUSE_GROUP).downstream()
+)
