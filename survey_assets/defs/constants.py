@@ -66,4 +66,6 @@ SITE_DIR = "site"  # <data_dir>/site/, a static site
 
 def chart_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(f"chart_{name}")
+
+
 WAREHOUSE_JOB = "warehouse_build"  # the warehouse and everything that reads it, in one run
