@@ -87,6 +87,11 @@ def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> No
         '  query it:          .venv/bin/survey sql "SELECT * FROM mart_daily_totals ORDER BY date"'
     )
     click.echo(f"  run history:       make ui  (dagster dev, DAGSTER_HOME={home})")
+    click.echo(f"  charts:            {settings.data_dir / 'charts'}")
+    click.echo(f"  stats site:        {settings.data_dir / 'site' / 'index.html'}")
+    click.echo(
+        f"  serve it:          .venv/bin/survey site serve --dir {settings.data_dir / 'site'}"
+    )
 
 
 def _candidates_line(result) -> str:
