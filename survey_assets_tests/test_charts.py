@@ -17,7 +17,7 @@ from survey_assets.charts import render, specs
 from survey_assets.defs.constants import chart_key
 from survey_assets.lab import world as W
 
-LATEST_ONLY = {"top_dnssec_tlds", "failure_reasons"}  # these draw the newest day's rows
+LATEST_ONLY = {"top_dnssec_tlds", "failure_reasons", "denial"}  # the newest day's rows
 
 
 def _canonical(rows: list[dict]) -> list[str]:
@@ -81,6 +81,38 @@ def test_the_lab_annotations_are_the_list_import_and_the_fading_tld(con):
     assert band["transform"] == [{"filter": "datum.decaying"}]
     assert band["encoding"]["x"]["field"] == "window_start"
     assert band["encoding"]["x2"]["field"] == "window_end"
+
+
+def test_the_denial_mart_is_the_lab_zones_parameters(con):
+    """mart_chart_denial (parsed from the scans' evidence) against the lab's world: each zone
+    it saw that is a lab domain or TLD denies with the world's NSEC or NSEC3 parameters."""
+    import dns.name
+
+    rows = con.execute(
+        "SELECT date, zone, denial, iterations, salted, opt_out FROM mart_chart_denial"
+    ).fetchall()
+    checked = set()
+    for date, zone, denial, iterations, salted, opt_out in rows:
+        labels = dns.name.from_text(zone).labels
+        if len(labels) == 2 and labels[0].decode() in W.ALL_TLDS:
+            tld = W.ALL_TLDS[labels[0].decode()]
+            want = (
+                tld.denial.upper(),
+                tld.nsec3_iterations,
+                bool(tld.nsec3_salt),
+                tld.nsec3_optout,
+            )
+        else:
+            domain = W.world(W.DEFAULT_SEED, "tiny", date).lookup_domain(labels)
+            if domain is None or domain.tld == W.INFRA_TLD.label:
+                continue  # a provider's zone: the world does not describe its denial here
+            want = (domain.denial.upper(), domain.nsec3_iterations, bool(domain.nsec3_salt), False)
+        if denial == "NSEC":
+            want = want[:1] + (None, None, None)
+        assert (denial, iterations, salted, opt_out) == want, (date, zone)
+        checked.add((zone, denial, iterations))
+    assert {d for _, d, _ in checked} == {"NSEC", "NSEC3"}
+    assert any(i == W.NSEC3_HIGH_ITERATIONS for *_, i in checked)  # the showcase domain
 
 
 def test_charts_wait_for_the_blocking_checks():
@@ -180,6 +212,18 @@ def _hostile_marts() -> specs.Marts:
             }
             for p in HOSTILE
         ],  # fmt: skip
+        "mart_chart_denial": [
+            {
+                "date": d,
+                "zone": p,
+                "denial": "NSEC3",
+                "iterations": 1,
+                "salted": True,
+                "opt_out": False,
+            }
+            for d in days
+            for p in HOSTILE
+        ],
         "mart_decay": [
             {
                 "suffix": p,

@@ -289,6 +289,27 @@ def failure_reasons(marts: Marts) -> alt.TopLevelMixin:
     )
 
 
+def denial(marts: Marts) -> alt.TopLevelMixin:
+    """Zones by how they deny existence on the newest day: NSEC, or NSEC3 with its
+    iterations, salt and opt-out (as the scans' negative answers showed them)."""
+    rows = latest(marts["mart_chart_denial"])
+    day = rows[0]["date"] if rows else "no data"
+    kind = ("datum.denial == 'NSEC' ? 'NSEC' : 'NSEC3, ' + datum.iterations + ' iterations'"
+            " + (datum.salted ? ', salt' : '') + (datum.opt_out ? ', opt-out' : '')")  # fmt: skip
+    return (
+        alt.Chart(_data(rows, "mart_chart_denial"))
+        .transform_calculate(parameters=kind)
+        .mark_bar()
+        .encode(
+            x=alt.X("count():Q", title="zones"),
+            y=alt.Y("parameters:N", sort="-x", title=None),
+            color=alt.Color("denial:N", title="denial"),
+            tooltip=["parameters:N", alt.Tooltip("count():Q", title="zones")],
+        )
+        .properties(width=WIDTH, title=f"Denial of existence on {day} (zones seen in denials)")
+    )
+
+
 def suffix_trend(marts: Marts) -> alt.TopLevelMixin:
     """One suffix's counts per day (candidates, signed, secure MX, DANE), with its annotations.
     `marts` holds that suffix's rows only: the caller filters, by value, never in the spec."""
@@ -374,6 +395,8 @@ CHARTS: dict[str, ChartDef] = {
                  ds_algorithms, time_series=False),
         ChartDef("failure_reasons", "Failure reasons", ("mart_failure_reasons",),
                  failure_reasons, time_series=False),
+        ChartDef("denial", "NSEC and NSEC3 parameters", ("mart_chart_denial",), denial,
+                 time_series=False),
     )
 }  # fmt: skip
 

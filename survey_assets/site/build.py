@@ -41,7 +41,8 @@ _DEFAULT = object()
 READS = ("mart_daily_totals", "mart_suffix_daily", "mart_dane_providers",
          "mart_new_dane_providers", "mart_top_dnssec_tlds", "mart_ds_algorithms",
          "mart_failure_reasons", "mart_domain_history", "mart_rollover", "mart_source_coverage",
-         "mart_awards", "mart_import_events", "mart_spikes", "mart_decay", "stg_mx_hosts",
+         "mart_awards", "mart_import_events", "mart_spikes", "mart_decay", "mart_chart_denial",
+         "stg_mx_hosts",
          "stg_addresses")  # fmt: skip
 
 
@@ -498,11 +499,35 @@ class Site:
             ]
             reasons.sort(key=lambda r: (-r["domains"], r["reason"], r["dnssec"]))
             denial = [r for r in reasons if r["reason"].startswith(("nsec3_", "denial_"))]
+        zones = self.wh.rows("mart_chart_denial")
+        parameters = hygiene = None
+        if zones is not None:
+            counted: dict[tuple, int] = {}
+            for z in specs.latest(zones):
+                key = (z["denial"], z["iterations"], z["salted"], z["opt_out"])
+                counted[key] = counted.get(key, 0) + 1
+            parameters = [dict(zip(("denial", "iterations", "salted", "opt_out", "zones"),
+                                   (*k, n), strict=True)) for k, n in counted.items()]  # fmt: skip
+            parameters.sort(key=lambda r: (-r["zones"], r["denial"], r["iterations"] or 0))
+            # RFC 9276: NSEC3 with 0 iterations and no salt; opt-out only where delegations are.
+            hygiene = [z for z in specs.latest(zones)
+                       if z["denial"] == "NSEC3" and (z["iterations"] or z["salted"])]  # fmt: skip
         columns = [Column("reason", "reason"), Column("dnssec", "status"),
                    Column("domains", "domains", "num"), Column("meaning", "meaning")]  # fmt: skip
         return {
             "charts": [self.chart(n) for n in ("problem_free", "working_dnskey", "ds_algorithms",
-                                               "failure_reasons")],  # fmt: skip
+                                               "denial", "failure_reasons")],  # fmt: skip
+            "parameters": self.table("parameters", "mart_chart_denial", [
+                Column("denial", "denial"), Column("iterations", "NSEC3 iterations", "num"),
+                Column("salted", "salt", "bool"), Column("opt_out", "opt-out", "bool"),
+                Column("zones", "zones", "num"),
+            ], f"NSEC and NSEC3 parameters on {self.last_day}, of the zones seen in a denial",
+                rows=parameters, empty="no denial seen"),
+            "hygiene": self.table("nsec3-hygiene", "mart_chart_denial", [
+                Column("zone", "zone"), Column("iterations", "NSEC3 iterations", "num"),
+                Column("salted", "salt", "bool"), Column("opt_out", "opt-out", "bool"),
+            ], "NSEC3 zones against RFC 9276's advice (iterations above 0, or a salt)",
+                rows=hygiene, empty="every NSEC3 zone seen follows RFC 9276"),
             "algorithms": self.table("algorithms", "mart_ds_algorithms", [
                 Column("algorithm", "algorithm", "num"), Column("algorithm_name", "name"),
                 Column("digest_type", "digest type", "num"), Column("digest_name", "digest"),
