@@ -130,6 +130,31 @@ def test_charts_wait_for_the_blocking_checks():
         assert graph.get(chart_key(name)).partitions_def is None
 
 
+def test_a_failed_blocking_check_keeps_the_old_chart(lab_survey, tmp_path):
+    """An unexplained jump (one day's candidates doubled) fails import_spikes: the chart is
+    not redrawn, its files stay as they were."""
+    from survey_assets.definitions import build
+    from survey_assets.settings import Settings
+    from survey_assets_tests.conftest import materialize_warehouse, warehouse_selection
+
+    root = tmp_path / "copy"
+    shutil.copytree(lab_survey, root, ignore=shutil.ignore_patterns("lab", "dagster", "site"))
+    folder = root / "lake" / "candidate_domains" / f"date={W.date_of(10)}"
+    for part in sorted(folder.glob("*.parquet")):
+        shutil.copy(part, part.with_name("part-dup-" + part.name))
+    key = chart_key("candidates")
+    graph = build(Settings(data_dir=root, lab_scale="tiny")).resolve_asset_graph()
+    upstream = dg.AssetSelection.assets(key).upstream().resolve(graph)
+    before = {p.name: p.stat().st_mtime_ns for p in (root / "charts").glob("candidates.*")}
+    assert sorted(before) == ["candidates.html", "candidates.png", "candidates.vl.json"]
+    result = materialize_warehouse(root, upstream & warehouse_selection(root))
+    spikes = [e for e in result.get_asset_check_evaluations() if e.check_name == "import_spikes"]
+    assert len(spikes) == 1 and not spikes[0].passed and spikes[0].severity.value == "ERROR"
+    assert result.asset_materializations_for_node("mart_suffix_daily")  # the marts were built
+    assert not result.asset_materializations_for_node(key.to_user_string())
+    assert {p.name: p.stat().st_mtime_ns for p in (root / "charts").glob("candidates.*")} == before
+
+
 def test_a_chart_asset_shows_its_png_in_metadata(lab_survey, tmp_path):
     from survey_assets.definitions import build
     from survey_assets.settings import Settings
