@@ -17,6 +17,9 @@ from survey_assets.charts import render, specs
 from survey_assets.defs.constants import chart_key
 from survey_assets.lab import world as W
 
+# The first test that asks for lab_survey builds it: fourteen lab days and the warehouse, about
+# five minutes on two busy cores, more than the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
 LATEST_ONLY = {"top_dnssec_tlds", "failure_reasons", "denial"}  # the newest day's rows
 
 

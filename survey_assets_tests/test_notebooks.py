@@ -12,6 +12,9 @@ from nbclient import NotebookClient
 from survey_assets.lab import world as W
 from survey_assets.settings import PROJECT_ROOT
 
+# The first test that asks for lab_survey builds it: fourteen lab days and the warehouse, about
+# five minutes on two busy cores, more than the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 
 

@@ -22,6 +22,9 @@ from survey_assets.site import explore
 from survey_assets.site.build import build_site, slug
 from survey_assets.site.stories import CONSISTENT, JUMP, LEADER, LOSS, REENABLED, stories
 
+# The first test that asks for lab_survey builds it: fourteen lab days and the warehouse, about
+# five minutes on two busy cores, more than the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
 PAGES = ["index.html", "tlds.html", "providers.html", "new-providers.html", "awards.html",
          "health.html", "explore.html"]  # fmt: skip
 # Tags the templates use: anything else in a page would be markup from data.

@@ -12,6 +12,10 @@ import urllib.request
 
 import pytest
 
+# The first test that asks for lab_survey builds it: fourteen lab days and the warehouse, about
+# five minutes on two busy cores, more than the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
 
 def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "survey_assets.cli", "site", "serve", *args],
