@@ -45,11 +45,11 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """The warehouse's models (tables in the main schema)."""
+    """The warehouse's models in the main schema, tables or views (a model may be either)."""
     return {
         r[0]
         for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
         ).fetchall()
     }
 
@@ -58,23 +58,15 @@ def mart_rows(con: duckdb.DuckDBPyConnection, mart: str, order: Iterable[str] = 
     """Every row of one model, in a stable order (the given columns, then all of them)."""
     if not _IDENTIFIER.fullmatch(mart) or not all(_IDENTIFIER.fullmatch(c) for c in order):
         raise ValueError(f"not a model or column name: {mart!r} {list(order)!r}")
-    columns = [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' "
-            "AND table_name = ? ORDER BY column_index",
-            [mart],
-        ).fetchall()
-    ]
-    # Lists and structs cannot be ordered portably; plain columns make the order total enough.
-    keys = list(order) + [c for c in columns if c not in order]
     types = dict(
         con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
-            "AND table_name = ?",
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
             [mart],
         ).fetchall()
     )
+    # Lists and structs cannot be ordered portably; plain columns make the order total enough.
+    keys = list(order) + [c for c in types if c not in order]
     keys = [k for k in keys if "[]" not in types.get(k, "") and "STRUCT" not in types.get(k, "")]
     order_by = f" ORDER BY {', '.join(keys)}" if keys else ""
     return fetch(con, f"SELECT * FROM main.{mart}{order_by}")
