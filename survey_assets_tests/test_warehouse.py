@@ -17,6 +17,9 @@ from survey_assets.lab import world as W
 from survey_assets.lab.truth import _hosts_of, truth_rows
 from survey_assets_tests.conftest import SURVEY_DAYS, materialize_warehouse
 
+# The session's lab_survey fixture (14 lab days) is built by whichever test asks first.
+pytestmark = pytest.mark.timeout(1800)
+
 DAYS = [W.date_of(i) for i in range(SURVEY_DAYS)]
 CHAIN = {"ds_no_matching_dnskey", "dnskey_not_signed_by_ds_key", "revoked_key",
          "unsupported_algorithm", "unsupported_digest"}  # fmt: skip
@@ -239,3 +242,25 @@ def test_the_readme_queries_run_and_answer(con):
     assert [len(a) for a in answers[:1]] == [SURVEY_DAYS]
     assert any(r[0] == "mailnova.lab-net." for r in answers[4])  # a new DANE provider
     assert answers[8] and all(r[4] for r in answers[8])  # the lab's spike, explained
+
+
+def test_dane_changes_equal_the_truth(con, truths):
+    for before, day in zip(DAYS, DAYS[1:], strict=False):
+        old = {d["name"]: d["dane"] for d in truths[before].domains}
+        new = {d["name"]: d["dane"] for d in truths[day].domains}
+        want = {
+            (n, old.get(n, R.NOT_APPLICABLE), new.get(n, R.NOT_APPLICABLE))
+            for n in old.keys() | new.keys()
+            if old.get(n, R.NOT_APPLICABLE) != new.get(n, R.NOT_APPLICABLE)
+        }
+        got = set(
+            con.execute(
+                "SELECT name, dane_before, dane_after FROM mart_dane_changes WHERE date = ?", [day]
+            ).fetchall()
+        )
+        assert got == want, day
+    botched = con.execute(
+        "SELECT count(*) FROM mart_dane_changes WHERE date = ? AND dane_before = 'pass' "
+        "AND dane_after = 'fail'", [W.date_of(W.Day.BOTCH)]
+    ).fetchone()[0]  # fmt: skip
+    assert botched > 0  # the botched rotation breaks its domains' mail

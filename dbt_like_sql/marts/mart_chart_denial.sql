@@ -3,10 +3,12 @@
 -- _25._tcp). NSEC3 zones carry their parameters: iterations, salt, opt-out (RFC 5155; RFC 9276
 -- asks for 0 iterations and no salt). An NSEC3 record's zone is its owner less the hash label;
 -- an NSEC record's is the signer of its RRSIG. Only zones with a denial in the evidence appear.
-WITH evidence AS (
-    SELECT date, unnest(evidence) AS rrset FROM lake.domain_scans
+WITH evidence AS (  -- only the RRsets that hold a denial are split into lines and fields
+    SELECT date, unnest(list_filter(evidence, lambda e: contains(e, ' NSEC'))) AS rrset
+    FROM lake.domain_scans
     UNION ALL
-    SELECT date, unnest(evidence) FROM lake.mx_host_scans
+    SELECT date, unnest(list_filter(evidence, lambda e: contains(e, ' NSEC')))
+    FROM lake.mx_host_scans
 ),
 fields AS (
     SELECT date, string_split(regexp_replace(trim(rr), '\s+', ' ', 'g'), ' ') AS f

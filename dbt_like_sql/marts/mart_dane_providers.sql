@@ -7,7 +7,8 @@ WITH hosts AS (
 ),
 served AS (
     SELECT d.date, h.provider, count(DISTINCT d.name) AS dane_domains
-    FROM (SELECT date, name, unnest(primaries) AS host FROM stg_domains WHERE dane = 'pass') d
+    FROM (SELECT date, name, unnest(primaries) AS host FROM lake.dane_verdicts
+          WHERE kind = 'domain' AND dane = 'pass') d
     JOIN stg_mx_hosts h ON h.date = d.date AND h.host = d.host
     GROUP BY d.date, h.provider
 )

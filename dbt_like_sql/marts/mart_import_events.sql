@@ -8,7 +8,7 @@ seq AS (
 ),
 added AS (
     SELECT date, source, count(*) AS names_added, list_sort(list(DISTINCT suffix)) AS suffixes
-    FROM stg_source_names WHERE first_seen = date GROUP BY date, source
+    FROM stg_source_firsts GROUP BY date, source
 )
 SELECT s.date, s.source,
        CASE WHEN s.previous IS NULL THEN 'first import' ELSE 're-import' END AS kind,

@@ -22,8 +22,7 @@ steps AS (
 ),
 firsts AS (  -- names first listed on the day of their source's import event
     SELECT n.date, n.name, n.suffix, n.source
-    FROM stg_source_names n JOIN mart_import_events e USING (date, source)
-    WHERE n.first_seen = n.date
+    FROM stg_source_firsts n JOIN mart_import_events e USING (date, source)
 ),
 explained AS (
     SELECT date, '*' AS scope, count(DISTINCT name) AS names,

@@ -1,4 +1,6 @@
--- One row per candidate domain and day: where it came from, its DS, the DNSSEC status of its
+-- materialized: view
+-- One row per candidate domain and day (a view: the lake already has a row per name and
+-- day, copying it buys nothing): where it came from, its DS, the DNSSEC status of its
 -- MX answer, and its DANE verdict. `signed` = the parent holds a DS for it (from the zone
 -- source, or, for names only a list knows, proven by the scan: no `no_ds` and its own zone).
 SELECT
@@ -6,12 +8,13 @@ SELECT
     c.name,
     c.suffix,
     c.tld,
-    coalesce(
-        len(c.ds) > 0
-        OR (s.dnssec IN ('secure', 'bogus') AND s.zone = c.name)
-        OR list_has_any(s.reasons, ['unsupported_algorithm', 'unsupported_digest']),
-        false
-    ) AS signed,
+    len(c.ds) > 0 AS parent_ds,
+    coalesce(s.zone = c.name, false) AS own_zone,
+    -- stg_domain_counts applies the same rule to its groups: keep the two alike.
+    len(c.ds) > 0
+        OR coalesce(s.dnssec IN ('secure', 'bogus') AND s.zone = c.name, false)
+        OR coalesce(list_has_any(s.reasons, ['unsupported_algorithm', 'unsupported_digest']), false)
+        AS signed,
     c.ds,
     c.sources,
     c.first_seen,

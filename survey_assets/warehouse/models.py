@@ -32,6 +32,7 @@ class Model:
     models: frozenset[str]  # other models it reads
     lake: frozenset[str]  # lake datasets it reads (as lake.<dataset>)
     error: str | None = None  # why it cannot be built: its asset fails with this
+    materialized: str = "table"  # or "view", from a `-- materialized: view` line in its header
 
 
 def _reads(path: Path, sql: str) -> tuple[set[str], set[str]]:
@@ -56,6 +57,18 @@ def _reads(path: Path, sql: str) -> tuple[set[str], set[str]]:
     return models, lake
 
 
+def _materialized(sql: str) -> str:
+    """`view` when the model's leading comment says `materialized: view`: a row-per-name model
+    that would only copy the lake is better read through than copied (dbt's view models)."""
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        key, _, value = line[2:].partition(":")
+        if key.strip() == "materialized" and value.strip() in ("view", "table"):
+            return value.strip()
+    return "table"
+
+
 def load_models(folder: Path = MODELS_DIR) -> list[Model]:
     """Every model under `folder`, each after what it reads. A model that does not parse, or
     reads a model that does not exist, is kept with its `error` (so its asset can fail with the
@@ -64,7 +77,8 @@ def load_models(folder: Path = MODELS_DIR) -> list[Model]:
     for layer in LAYERS:
         for path in sorted((folder / layer).glob("*.sql")):
             sql = path.read_text(encoding="utf-8").strip().rstrip(";")
-            model = Model(path.stem, layer, path, sql, frozenset(), frozenset())
+            model = Model(path.stem, layer, path, sql, frozenset(), frozenset(),
+                          materialized=_materialized(sql))  # fmt: skip
             if path.stem in found:
                 model = replace(model, error=f"{path}: a model named {path.stem} already exists")
             else:
@@ -102,9 +116,9 @@ def load_models(folder: Path = MODELS_DIR) -> list[Model]:
     return [found[name] for name in names if name in found]
 
 
-def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> tuple[int, list[tuple]]:
-    """Materialize one model as a table (atomically: readers see the old or the new one);
-    returns its row count and schema (column, type)."""
+def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> tuple[int | None, list[tuple]]:
+    """Materialize one model as a table (atomically: readers see the old or the new one) or a
+    view; returns its row count (None for a view: counting would run it) and schema."""
     if model.error:
         raise ModelError(model.error)
     missing = model.lake - {
@@ -117,11 +131,24 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> tuple[int, list
         raise ModelError(
             f"{model.path}: reads lake.{', lake.'.join(sorted(missing))}: no such dataset in the lake"
         )
+    kind = "VIEW" if model.materialized == "view" else "TABLE"
     try:
-        con.execute(f"CREATE OR REPLACE TABLE main.{model.name} AS {model.sql}")
+        # A model that turns from table to view (or back) must drop what it was first.
+        was = con.execute(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM duckdb_views() WHERE schema_name = 'main' "
+            "AND view_name = $1) THEN 'VIEW' WHEN EXISTS (SELECT 1 FROM duckdb_tables() WHERE "
+            "schema_name = 'main' AND table_name = $1) THEN 'TABLE' END",
+            [model.name],
+        ).fetchone()[0]
+        if was and was != kind:
+            con.execute(f"DROP {was} main.{model.name}")
+        con.execute(f"CREATE OR REPLACE {kind} main.{model.name} AS {model.sql}")
+        if kind == "VIEW":  # bind it now, so a broken view fails here, not in a reader
+            con.execute(f"SELECT * FROM main.{model.name} LIMIT 0")
     except duckdb.Error as exc:
         raise ModelError(f"{model.path}: {exc}") from None
-    rows = con.execute(f"SELECT count(*) FROM main.{model.name}").fetchone()[0]
+    rows = None if kind == "VIEW" else con.execute(
+        f"SELECT count(*) FROM main.{model.name}").fetchone()[0]  # fmt: skip
     schema = con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
         "AND schema_name = 'main' ORDER BY column_index",

@@ -38,6 +38,8 @@ def warehouse(survey: SurveySettings, read_only: bool = False):
     path = Path(survey.data_dir) / WAREHOUSE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:  # rows of a table need no order: lets DuckDB write in parallel
+        con.execute("SET preserve_insertion_order = false")
     try:
         yield con
     finally:
@@ -61,7 +63,8 @@ def lake_views(survey: SurveySettings) -> dg.MaterializeResult:
 
 
 def _description(model: Model) -> str:
-    lines = [line[2:].strip() for line in model.sql.splitlines() if line.startswith("--")]
+    lines = [line[2:].strip() for line in model.sql.splitlines()
+             if line.startswith("--") and not line[2:].strip().startswith("materialized:")]  # fmt: skip
     return " ".join(lines) or f"The {model.layer} model {model.name}."
 
 
@@ -76,9 +79,11 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
             preview = con.execute(f"SELECT * FROM main.{model.name} LIMIT 10")
             columns = [d[0] for d in preview.description]
             sample = preview.fetchall()
+        counted = {"dagster/row_count": rows} if rows is not None else {}
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": rows,
+                **counted,
+                "materialized": model.materialized,
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(name, kind) for name, kind in schema]
                 ),
