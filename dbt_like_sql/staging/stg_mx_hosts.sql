@@ -6,7 +6,7 @@ SELECT
     h.zone AS provider,
     h.dnssec,
     h.reasons,
-    h.tlsa,
+    list_sort(h.tlsa) AS tlsa,  -- DNS gives an RRset in any order: keep one
     len(h.tlsa) AS tlsa_records,
     h.domains,
     coalesce(v.dane, 'n/a') AS dane,
