@@ -1,12 +1,24 @@
 """Fully validated domains per second, beside Unbound's validated lookups per second for the
 same names against the same lab (Unbound with a cold cache, driven by dnsperf), as a ratio.
 
-The lab serves from its own process on core 0, warmed by one untimed pass; the survey's
-scanner (a fresh validator: every zone's keys fetched and checked again) and then Unbound
-(a fresh process: cold cache) each take core 1 in turn. Each domain costs the scanner its MX answer plus, once per zone, DS and DNSKEY;
-Unbound does the same work for one MX lookup.
+The lab serves from its own process on core 0, warmed by one untimed pass (it signs answers on
+demand and caches them; it writes no zone files or truth, which the benchmark does not read).
+Then, `--repeat` times each (the median is the figure):
 
-    python bench/scan_rate.py [--scale demo] [--count 50000]
+- the survey's scanner in one process on core 1, with a fresh validator (every zone's keys
+  fetched and checked again): each domain costs it its MX answer plus, once per zone, DS and
+  DNSKEY, with every signature checked;
+- Unbound (a fresh process, one thread: a cold cache) on core 1, driven by dnsperf (each name's
+  MX once, DO set): the same work for one MX lookup;
+- with `--processes 2`, the same names split into shards as the scan assets split them
+  (`shard_of`), one process per shard pinned to cores 1 and 0 (the second shares core 0 with
+  the warm lab, whose cached answers cost it little), each with its own validator as the
+  Dagster shards have: domains/s over the wall time from the common start to the last end.
+
+The ratio is per core: one scanner process against one Unbound thread.
+
+    python bench/scan_rate.py [--scale demo] [--count 50000] [--repeat 2] [--processes 1,2]
+    python bench/scan_rate.py --profile scan.prof   # cProfile one warm pass instead
 """
 
 from __future__ import annotations
@@ -15,13 +27,17 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import multiprocessing
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +47,87 @@ from survey_assets.dns.client import ClientSettings  # noqa: E402
 from survey_assets.dns.scan import read_anchor, scan_domains  # noqa: E402
 from survey_assets.lab import unbound  # noqa: E402
 from survey_assets.lab import world as W  # noqa: E402
-from survey_assets.lab.serve import LabInfo  # noqa: E402
+from survey_assets.lab.serve import Lab, LabInfo, info_line, trust_anchor_text  # noqa: E402
 from survey_assets.lab.sources import candidates  # noqa: E402
+from survey_assets.lake.parquet import shard_of  # noqa: E402
+
+RESOLVER = "127.53.0.53"
+SETTINGS = ClientSettings(timeout=2.0, retries=3, max_in_flight=200)
+
+
+class _BenchLab(Lab):
+    """The lab without its files but the trust anchor: at the bench scale the truth and the
+    signed zone files of a million domains would take the better part of an hour to write."""
+
+    def _write_files(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.info.trust_anchor.write_text(trust_anchor_text(self.world))
+
+
+def serve_lab(args: argparse.Namespace) -> None:
+    lab = _BenchLab(scale=args.scale, date=W.LAB_EPOCH, workdir=Path(args.workdir),
+                    dns_port=args.port, smtp_port=args.port + 1)  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with lab:
+        print(info_line(lab), flush=True)
+        stop.wait()
+
+
+def _scan(names: list[str], port: int, anchors: list, now: dt.datetime) -> list[dict]:
+    return asyncio.run(scan_domains(names, (RESOLVER, port), anchors, now, SETTINGS))
+
+
+def _shard(names, port, anchors, now, core, barrier, queue) -> None:
+    os.sched_setaffinity(0, {core})
+    barrier.wait()
+    began = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+    rows = _scan(names, port, anchors, now)
+    queue.put((began, time.perf_counter(), [r["dnssec"] for r in rows]))
+
+
+def scan_rate(names, port, anchors, now, processes: int) -> tuple[float, list[str]]:
+    """Domains per second over `processes` shards scanned side by side, and the statuses."""
+    shards = [[] for _ in range(processes)]
+    for name in names:
+        shards[shard_of(name, processes)].append(name)
+    cores = sorted(os.sched_getaffinity(0) | {0, 1})
+    context = multiprocessing.get_context("fork")
+    barrier, queue = context.Barrier(processes), context.Queue()
+    children = [
+        context.Process(target=_shard, args=(shard, port, anchors, now,
+                                             cores[(1 + i) % len(cores)], barrier, queue))
+        for i, shard in enumerate(shards)
+    ]  # fmt: skip
+    for child in children:
+        child.start()
+    results = [queue.get() for _ in children]
+    for child in children:
+        child.join()
+    began, ended = min(r[0] for r in results), max(r[1] for r in results)
+    statuses = [s for r in results for s in r[2]]
+    return len(statuses) / (ended - began), statuses
+
+
+def unbound_rate(info: LabInfo, names: list[str], workdir: Path, port: int) -> tuple[float, str]:
+    """Validated MX lookups per second of a fresh Unbound (cold cache), and dnsperf's summary."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    queries = workdir / "queries.txt"
+    queries.write_text("".join(f"{n} MX\n" for n in names))
+    with unbound.Unbound(info, workdir / "unbound", port) as validator:
+        out = subprocess.run(
+            ["dnsperf", "-s", "127.0.0.1", "-p", str(validator.port), "-d", str(queries),
+             "-n", "1", "-c", "8", "-q", "200", "-D", "-t", "10"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    lost = re.search(r"Queries lost:\s+(\d+)", out)
+    return qps, f"lost {lost.group(1) if lost else '?'}"
+
+
+def _load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -40,14 +135,24 @@ def main() -> None:
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--port", type=int, default=10253)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each measurement")
+    parser.add_argument("--processes", default="1", help="comma-separated, e.g. 1,2")
+    parser.add_argument("--profile", help="cProfile one warm scan to this file, and stop")
+    parser.add_argument("--serve-lab", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_lab:
+        return serve_lab(args)
     date = W.LAB_EPOCH
-    names = [n.to_text() for n in sorted(candidates(W.World(1, args.scale, date)))][: args.count]
+    every = sorted(candidates(W.World(1, args.scale, date)))
+    # An even sample of the world (every k-th name in canonical order), so each TLD keeps its
+    # share: the first names alone would all be of one TLD.
+    names = [n.to_text() for n in every[:: max(1, len(every) // args.count)]][: args.count]
+    processes = [int(p) for p in args.processes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         lab = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, "-m", "survey_assets.cli", "lab", "serve",
-             "--scale", args.scale, "--date", date.isoformat(), "--workdir", tmp,
-             "--dns-port", str(args.port), "--smtp-port", str(args.port + 1)],
+            ["taskset", "-c", "0", sys.executable, __file__, "--serve-lab", "--scale", args.scale,
+             "--port", str(args.port), "--workdir", tmp],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
         info_json = json.loads(lab.stdout.readline())
@@ -55,38 +160,59 @@ def main() -> None:
             os.sched_setaffinity(0, {1})
             anchors = read_anchor(Path(info_json["trust_anchor"]).read_text())
             now = dt.datetime.combine(date, dt.time(12), dt.UTC)
-            settings = ClientSettings(timeout=2.0, retries=3, max_in_flight=200)
-            # One pass to let the lab sign and cache its answers, so both peers meet a warm lab.
-            asyncio.run(scan_domains(names, ("127.53.0.53", args.port), anchors, now, settings))
-            began = time.perf_counter()
-            rows = asyncio.run(
-                scan_domains(names, ("127.53.0.53", args.port), anchors, now, settings)
-            )
-            ours = len(rows) / (time.perf_counter() - began)
-            info = LabInfo("127.53.0.53", args.port, args.port + 1, Path(info_json["trust_anchor"]),
-                           Path(info_json["truth"]), Path(tmp), date, 1, args.scale)  # fmt: skip
-            queries = Path(tmp) / "queries.txt"
-            queries.write_text("".join(f"{n} MX\n" for n in names))
-            with unbound.Unbound(info, Path(tmp) / "unbound", args.port + 2) as validator:
-                out = subprocess.run(
-                    ["dnsperf", "-s", "127.0.0.1", "-p", str(validator.port), "-d", str(queries),
-                     "-n", "1", "-c", "8", "-q", "200", "-D", "-t", "10"],
-                    capture_output=True, text=True, check=True,
-                ).stdout  # fmt: skip
-            theirs = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+            # Passes to let the lab sign and cache its answers, so both peers meet a warm lab:
+            # until two give the same statuses (a cold lab can be slow enough to time out).
+            warm: Counter = Counter()
+            for _ in range(3):
+                began, before = time.perf_counter(), warm
+                warm = Counter(r["dnssec"] for r in _scan(names, args.port, anchors, now))
+                took = time.perf_counter() - began
+                print(f"warm-up pass: {took:.0f} s, {dict(warm)}", flush=True)
+                if warm == before:
+                    break
+            # Unbound asks questions of its own (other flags, other names): one untimed pass
+            # of a throwaway Unbound lets the lab cache those answers too. Without it, Unbound
+            # would wait on the lab's signing and measure the lab, not itself.
+            info = LabInfo(RESOLVER, args.port, args.port + 1, Path(info_json["trust_anchor"]),
+                           Path(tmp) / "truth.jsonl", Path(tmp), date, 1, args.scale)  # fmt: skip
+            qps, lost = unbound_rate(info, names, Path(tmp) / "warm", args.port + 2)
+            print(f"warm-up pass of Unbound: {qps:,.0f} lookups/s, {lost}", flush=True)
+            if args.profile:
+                import cProfile
+
+                cProfile.runctx("_scan(names, args.port, anchors, now)", globals(), locals(),
+                                args.profile)  # fmt: skip
+                print(f"profile of one warm pass in {args.profile}")
+                return
+            ours: dict[int, list[float]] = {p: [] for p in processes}
+            theirs: list[float] = []
+            for run in range(args.repeat):
+                for p in processes:
+                    rate, statuses = scan_rate(names, args.port, anchors, now, p)
+                    ours[p].append(rate)
+                    print(f"run {run + 1}: survey, {p} process(es): {rate:,.0f} domains/s  "
+                          f"({_load()})", flush=True)  # fmt: skip
+                    if Counter(statuses) != warm:
+                        print(f"  statuses differ from the warm-up's: {dict(Counter(statuses))}")
+                qps, lost = unbound_rate(info, names, Path(tmp) / f"u{run}", args.port + 2)
+                theirs.append(qps)
+                print(f"run {run + 1}: Unbound: {qps:,.0f} lookups/s, {lost}  ({_load()})",
+                      flush=True)  # fmt: skip
         finally:
             lab.send_signal(signal.SIGTERM)
             lab.wait(20)
-    statuses = {
-        s: sum(r["dnssec"] == s for r in rows)
-        for s in ("secure", "insecure", "bogus", "indeterminate")
-    }
-    print(f"{len(names):,} candidates of the {args.scale} world: {statuses}")
-    print(f"survey scanner (one core): {ours:,.0f} fully validated domains/s")
-    print(
-        f"Unbound + dnsperf (cold cache, one core for Unbound): {theirs:,.0f} validated MX lookups/s"
-    )
-    print(f"ratio survey/Unbound: {ours / theirs:.2f}   (goal >= 1.0)")
+    print(f"{len(names):,} candidates of the {args.scale} world: {dict(warm)}")
+    one = statistics.median(ours[processes[0]])
+    median_theirs = statistics.median(theirs)
+    for p in processes:
+        print(f"survey scanner, {p} process(es): {statistics.median(ours[p]):,.0f} "
+              f"fully validated domains/s (median of {args.repeat})")  # fmt: skip
+        if p != processes[0]:
+            print(f"  scaling {p} vs {processes[0]} process(es): "
+                  f"{statistics.median(ours[p]) / one:.2f}x")  # fmt: skip
+    print(f"Unbound + dnsperf (cold cache, one thread): {median_theirs:,.0f} validated MX "
+          f"lookups/s (median of {args.repeat})")  # fmt: skip
+    print(f"ratio survey/Unbound, one core each: {one / median_theirs:.2f}   (goal >= 1.0)")
 
 
 if __name__ == "__main__":
