@@ -7,6 +7,9 @@ first. Nothing here raises for bad data: every question ends in a status and rea
 
 A target stopped by its own limits (query budget, deadline) while fetching a shared zone's keys
 leaves nothing in the cache: the targets waiting for that zone fetch it again themselves.
+
+Answers are read as `wire.py` views and names are handled as tuples of lower-case labels; only
+the records a result keeps as evidence are turned into presentation text (by dnspython).
 """
 
 from __future__ import annotations
@@ -16,13 +19,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import dns.edns
-import dns.message
 import dns.name
 import dns.rcode
-import dns.rdatatype as T
-import dns.rrset
 
 from survey_assets import reasons as R
+from survey_assets.dns import wire as W
 from survey_assets.dns.client import Answer, BudgetExceeded, DnsClient, charge, spent
 from survey_assets.dns.validation import (
     Policy,
@@ -31,9 +32,11 @@ from survey_assets.dns.validation import (
     check_denial,
     check_dnskeys,
     check_rrsigs,
+    rdata_views,
 )
 
 EDE_NO_REACHABLE_AUTHORITY = 22
+SOA, CNAME, DS, RRSIG, NSEC, DNSKEY, NSEC3 = 6, 5, 43, 46, 47, 48, 50
 
 
 @dataclass
@@ -52,11 +55,12 @@ class Result:
 
 def _failure(answer: Answer) -> tuple[str, list[str]] | None:
     """Indeterminate when nothing usable came back: the transport error or the resolver's SERVFAIL."""
-    if answer.error is not None or answer.message is None:
+    if answer.error is not None or answer.view is None:
         return R.INDETERMINATE, [answer.error or "timeout"]
-    rcode = answer.message.rcode()
+    rcode = answer.view.rcode
     if rcode == dns.rcode.SERVFAIL:
-        for option in answer.message.options:
+        message = answer.message
+        for option in message.options if message is not None else ():
             if isinstance(option, dns.edns.EDEOption) and option.code == EDE_NO_REACHABLE_AUTHORITY:
                 text = (option.text or "").lower()
                 return R.INDETERMINATE, ["lame_delegation" if "lame" in text else "timeout"]
@@ -70,24 +74,23 @@ def _failure(answer: Answer) -> tuple[str, list[str]] | None:
     return None
 
 
-def _find(section, name: dns.name.Name, rdtype: int, covers: int = 0) -> dns.rrset.RRset | None:
-    for rrset in section:
-        if rrset.name == name and rrset.rdtype == rdtype and rrset.covers == covers:
-            return rrset
-    return None
-
-
-def _proofs(message: dns.message.Message) -> list[Proof]:
-    sigs = {(r.name, r.covers): r for r in message.authority if r.rdtype == T.RRSIG}
+def _proofs(view: W.View) -> list[Proof]:
+    sigs = {(r.name, r.covers): r for r in view.authority if r.rdtype == RRSIG}
     return [
-        Proof(r, sigs.get((r.name, r.rdtype)))
-        for r in message.authority
-        if r.rdtype in (T.NSEC, T.NSEC3)
+        Proof(r, sigs.get((r.name, r.rdtype))) for r in view.authority if r.rdtype in (NSEC, NSEC3)
     ]
 
 
-def _soa_zone(message: dns.message.Message) -> dns.name.Name | None:
-    return next((r.name for r in message.authority if r.rdtype == T.SOA), None)
+def _soa(view: W.View) -> W.RRset | None:
+    return next((r for r in view.authority if r.rdtype == SOA), None)
+
+
+def _is_sub(name: tuple, ancestor: tuple) -> bool:
+    return len(name) >= len(ancestor) and name[len(name) - len(ancestor) :] == ancestor
+
+
+def _text(labels: tuple) -> str:
+    return dns.name.Name((*labels, b"")).to_text()
 
 
 class ChainValidator:
@@ -96,15 +99,18 @@ class ChainValidator:
     def __init__(
         self, client: DnsClient, anchors: list, now: dt.datetime, policy: Policy | None = None
     ) -> None:
-        self.client, self.anchors, self.now = client, anchors, now
+        self.client, self.anchors, self.now = client, rdata_views(anchors), now
         self.policy = policy or Policy()
         # A zone's verdict and what fetching it cost (its queries and its parents'), or None
         # when its fetcher was stopped by its own limits.
-        self._keys: dict[dns.name.Name, asyncio.Future[tuple[Verdict, int] | None]] = {}
+        self._keys: dict[tuple, asyncio.Future[tuple[Verdict, int] | None]] = {}
+        # Public keys built and signatures verified, as a resolver keeps validated RRsets.
+        self._verified: dict = {}
 
-    async def keys(self, zone: dns.name.Name) -> Verdict:
+    async def keys(self, zone: dns.name.Name | tuple) -> Verdict:
         """The zone's trusted keys (secure), or why there are none (insecure, bogus, indeterminate)."""
-        zone = zone.canonicalize()
+        if isinstance(zone, dns.name.Name):
+            zone = W.name_of(zone)
         while True:
             future = self._keys.get(zone)
             if future is None:
@@ -128,61 +134,65 @@ class ChainValidator:
         future.set_result((verdict, spent() - before))
         return verdict
 
-    async def _fetch_keys(self, zone: dns.name.Name) -> Verdict:
-        if zone == dns.name.root:
-            ds = list(self.anchors)
+    async def _fetch_keys(self, zone: tuple) -> Verdict:
+        if not zone:
+            ds = self.anchors
         else:
-            ds_answer = await self.client.query(zone, T.DS)
+            ds_answer = await self.client.query(zone, DS)
             failed = _failure(ds_answer)
             if failed:
                 return Verdict(*failed)
-            message = ds_answer.message
-            ds_rrset = _find(message.answer, zone, T.DS)
+            view = ds_answer.view
+            ds_rrset = view.find(view.answer, zone, DS)
             if ds_rrset is None:
-                parent = _soa_zone(message) or zone.parent()
+                soa = _soa(view)
+                parent = soa.name if soa is not None else zone[1:]
                 parent_keys = await self.keys(parent)
                 if not parent_keys.secure:
                     return parent_keys
                 proof = check_denial(
-                    zone, T.DS, False, _proofs(message), parent, parent_keys.keys, self.now,
-                    self.policy,
+                    zone, DS, False, _proofs(view), parent, parent_keys.keys, self.now,
+                    self.policy, self._verified,
                 )  # fmt: skip
                 if proof.status == R.SECURE or proof.reasons == ["no_ds"]:
                     return Verdict(R.INSECURE, ["no_ds"])
                 return proof  # bogus, or insecure for a reason of its own (NSEC3 iterations)
-            sigs = _find(message.answer, zone, T.RRSIG, T.DS)
-            parent = sigs[0].signer if sigs else zone.parent()
-            if not zone.is_subdomain(parent) or parent == zone:
-                parent = zone.parent()
+            sigs = view.find(view.answer, zone, RRSIG, DS)
+            parent = sigs[0].signer if sigs else zone[1:]
+            if not _is_sub(zone, parent) or parent == zone:
+                parent = zone[1:]
             parent_keys = await self.keys(parent)
             if not parent_keys.secure:
                 return parent_keys
-            checked = check_rrsigs(ds_rrset, sigs, parent_keys.keys, parent, self.now)
+            checked = check_rrsigs(ds_rrset, sigs, parent_keys.keys, parent, self.now,
+                                   cache=self._verified)  # fmt: skip
             if not checked.secure:
                 return checked
-            ds = list(ds_rrset)
-        key_answer = await self.client.query(zone, T.DNSKEY)
+            ds = ds_rrset.rdatas
+        key_answer = await self.client.query(zone, DNSKEY)
         failed = _failure(key_answer)
         if failed:
             return Verdict(*failed)
-        message = key_answer.message
+        view = key_answer.view
         return check_dnskeys(
             zone,
-            _find(message.answer, zone, T.DNSKEY),
-            _find(message.answer, zone, T.RRSIG, T.DNSKEY),
+            view.find(view.answer, zone, DNSKEY),
+            view.find(view.answer, zone, RRSIG, DNSKEY),
             ds,
             self.now,
+            self._verified,
         )
 
-    async def zone_of(self, qname: dns.name.Name, fallback: dns.name.Name) -> dns.name.Name:
-        """The zone that holds `qname`, from the SOA the resolver shows for it."""
-        answer = await self.client.query(qname, T.SOA)
-        if answer.message is None:
-            return fallback
-        for rrset in (*answer.message.answer, *answer.message.authority):
-            if rrset.rdtype == T.SOA and qname.is_subdomain(rrset.name):
-                return rrset.name
-        return fallback
+    async def zone_of(self, qname: tuple, fallback: tuple) -> tuple[tuple, tuple]:
+        """The zone that holds `qname`, from the SOA the resolver shows for it: its name, and
+        its labels as the resolver wrote them."""
+        answer = await self.client.query(qname, SOA)
+        if answer.view is None:
+            return fallback, fallback
+        for rrset in (*answer.view.answer, *answer.view.authority):
+            if rrset.rdtype == SOA and _is_sub(qname, rrset.name):
+                return rrset.name, rrset.owner
+        return fallback, fallback
 
     async def validate_within_limits(
         self, qname: dns.name.Name, qtype: int, zone_hint: dns.name.Name
@@ -197,40 +207,41 @@ class ChainValidator:
     async def validate(self, qname: dns.name.Name, qtype: int, zone_hint: dns.name.Name) -> Result:
         """Ask for (qname, qtype) and judge the answer. `zone_hint` is the zone the name is
         expected in (a candidate's own zone); signatures and SOA records refine it."""
-        answer = await self.client.query(qname, qtype)
+        q = W.name_of(qname)
+        hint, hint_labels = W.name_of(zone_hint), zone_hint.labels[:-1]
+        answer = await self.client.query(q, qtype)
         failed = _failure(answer)
         if failed:
             return Result(qname, qtype, failed[0], failed[1], answer.rcode)
-        message = answer.message
-        rcode = message.rcode()
-        rrset = _find(message.answer, qname, qtype)
-        cname = _find(message.answer, qname, T.CNAME) if rrset is None else None
+        view = answer.view
+        rcode = view.rcode
+        rrset = view.find(view.answer, q, qtype)
+        cname = view.find(view.answer, q, CNAME) if rrset is None else None
         target = rrset or cname
         if target is not None:
-            sigs = _find(message.answer, qname, T.RRSIG, target.rdtype)
-            zone = zone_hint
-            if (
-                sigs
-                and qname.is_subdomain(sigs[0].signer)
-                and sigs[0].signer.is_subdomain(zone_hint)
-            ):
-                zone = sigs[0].signer
+            sigs = view.find(view.answer, q, RRSIG, target.rdtype)
+            zone, labels = hint, hint_labels
+            if sigs and _is_sub(q, sigs[0].signer) and _is_sub(sigs[0].signer, hint):
+                zone, labels = sigs[0].signer, sigs[0].signer_labels
             elif not sigs:
-                zone = await self.zone_of(qname, zone_hint)
-            result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=zone.to_text(),
+                zone, labels = await self.zone_of(q, hint)
+                if zone is hint:
+                    labels = hint_labels
+            result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=_text(labels),
                             records=[target.to_text()], signatures=[sigs.to_text()] if sigs else [])  # fmt: skip
             keys = await self.keys(zone)
             if not keys.secure:
                 result.status, result.reasons = keys.status, list(keys.reasons)
                 return result
-            verdict = check_rrsigs(target, sigs, keys.keys, zone, self.now)
+            verdict = check_rrsigs(target, sigs, keys.keys, zone, self.now, cache=self._verified)
             result.status, result.reasons = verdict.status, list(verdict.reasons)
             return result
-        zone = _soa_zone(message) or zone_hint
-        if not qname.is_subdomain(zone):
-            zone = zone_hint
-        result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=zone.to_text(),
-                        records=[r.to_text() for r in message.authority])  # fmt: skip
+        soa = _soa(view)
+        zone, labels = (soa.name, soa.owner) if soa is not None else (hint, hint_labels)
+        if not _is_sub(q, zone):
+            zone, labels = hint, hint_labels
+        result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=_text(labels),
+                        records=[r.to_text() for r in view.authority])  # fmt: skip
         keys = await self.keys(zone)
         facts = ["nxdomain"] if rcode == dns.rcode.NXDOMAIN else []
         if not keys.secure:
@@ -238,7 +249,7 @@ class ChainValidator:
             return result
         nx = rcode == dns.rcode.NXDOMAIN
         verdict = check_denial(
-            qname, qtype, nx, _proofs(message), zone, keys.keys, self.now, self.policy
+            q, qtype, nx, _proofs(view), zone, keys.keys, self.now, self.policy, self._verified
         )
         result.status = verdict.status
         result.reasons = (

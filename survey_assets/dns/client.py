@@ -5,7 +5,11 @@ matched to outstanding queries by (server address, port, message ID, question), 
 that matches nothing is dropped, so a stray, late or spoofed datagram can never fail a query.
 Truncated answers are retried over TCP, FORMERR to an EDNS query is retried once without EDNS,
 and every call returns exactly one `Answer`: network trouble and hostile responses are reported
-in `Answer.error`, never raised. Plain asyncio (runs under uvloop too); dnspython for messages.
+in `Answer.error`, never raised. Plain asyncio (runs under uvloop too).
+
+Queries are written and answers read by `wire.py` (byte for byte what dnspython writes; read by
+dnspython's rules, with dnspython itself reading what the lean reader leaves to it):
+`Answer.view` is what the validator reads, `Answer.message` dnspython's parse, made on first use.
 
 Per-target limits: `within_limits` runs one target's work (a domain, an MX host) with its own
 query budget and total deadline. The budget lives in a context variable of the target's task,
@@ -34,6 +38,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from survey_assets.dns import wire as W
 from survey_assets.dns.rdata import install as _install_lenient_tlsa
 
 _install_lenient_tlsa()  # malformed TLSA records are data for the survey, not parse errors
@@ -75,27 +80,77 @@ class ClientSettings:
     deadline: float = 30.0  # seconds from a target's start to its answer, queries and waits
 
 
-@dataclass
 class Answer:
-    qname: dns.name.Name
-    qtype: int
-    server: str  # "address@port" of the server that gave (or failed to give) this answer
-    message: dns.message.Message | None  # None when nothing usable came back
-    wire: bytes | None  # the raw response, kept as evidence (also when it does not parse)
-    transport: str  # "udp" | "tcp" | "none" (nothing was sent)
-    error: str | None  # None or a reason code: see the module constants
-    elapsed: float  # seconds from taking an in-flight slot to the answer (rate-limit waits count)
-    attempts: int  # messages sent, UDP and TCP
-    sent: dns.message.Message | None = None  # the last query sent, as evidence of its flags
-    edns_fallback: bool = False  # FORMERR to EDNS made us ask again without EDNS
+    """One query's outcome. `view` is the response as the validator reads it (`wire.py`);
+    `message` the same response parsed by dnspython, built on first use; both None when
+    nothing usable came back."""
+
+    __slots__ = ("_qname", "qtype", "server", "view", "wire", "transport", "error", "elapsed",
+                 "attempts", "_sent", "edns_fallback", "_message")  # fmt: skip
+
+    def __init__(
+        self,
+        qname: dns.name.Name | tuple,
+        qtype: int,
+        server: str,  # "address@port" of the server that gave (or failed to give) this answer
+        view: W.View | None,  # None when nothing usable came back
+        wire: bytes | None,  # the raw response, kept as evidence (also when it does not parse)
+        transport: str,  # "udp" | "tcp" | "none" (nothing was sent)
+        error: str | None,  # None or a reason code: see the module constants
+        elapsed: float,  # seconds from taking an in-flight slot to the answer (waits count)
+        attempts: int,  # messages sent, UDP and TCP
+        sent: bytes | None = None,  # the last query sent (wire), as evidence of its flags
+        edns_fallback: bool = False,  # FORMERR to EDNS made us ask again without EDNS
+        message: dns.message.Message | None = None,  # dnspython's parse, when already made
+    ) -> None:
+        self._qname, self.qtype, self.server, self.view, self.wire = (
+            qname,
+            qtype,
+            server,
+            view,
+            wire,
+        )
+        self.transport, self.error, self.elapsed, self.attempts = (
+            transport,
+            error,
+            elapsed,
+            attempts,
+        )
+        self._sent, self.edns_fallback, self._message = sent, edns_fallback, message
+
+    @property
+    def qname(self) -> dns.name.Name:
+        if isinstance(self._qname, tuple):
+            self._qname = dns.name.Name((*self._qname, b""))
+        return self._qname
+
+    @property
+    def message(self) -> dns.message.Message | None:
+        if self._message is None and self.view is not None and self.wire is not None:
+            try:
+                self._message = dns.message.from_wire(self.wire)
+            except Exception:  # cannot happen: the view was read by dnspython's rules
+                self.view = None
+        return self._message if self.view is not None else None
+
+    @property
+    def sent(self) -> dns.message.Message | None:
+        if isinstance(self._sent, bytes):
+            self._sent = dns.message.from_wire(self._sent)
+        return self._sent
 
     @property
     def rcode(self) -> int | None:
-        return self.message.rcode() if self.message is not None else None
+        return self.view.rcode if self.view is not None else None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.message is not None
+        return self.error is None and self.view is not None
+
+    def __repr__(self) -> str:
+        return (f"Answer(qname={self.qname}, qtype={self.qtype}, server={self.server!r}, "
+                f"rcode={self.rcode}, transport={self.transport!r}, error={self.error!r}, "
+                f"attempts={self.attempts}, elapsed={self.elapsed:.3f})")  # fmt: skip
 
 
 class BudgetExceeded(Exception):
@@ -133,18 +188,18 @@ def spent() -> int:
 _T = TypeVar("_T")
 
 
-@dataclass
 class _Reply:
-    wire: bytes
-    message: dns.message.Message | None  # None: it did not parse
-    truncated: bool = False
+    __slots__ = ("wire", "view", "message", "truncated")
+
+    def __init__(self, wire: bytes, view: W.View | None, message=None, truncated=False) -> None:
+        self.wire, self.view, self.message, self.truncated = wire, view, message, truncated
 
 
 class _Pending:
-    __slots__ = ("sent", "future")
+    __slots__ = ("id", "question", "future")
 
-    def __init__(self, sent: dns.message.Message, future: asyncio.Future[_Reply]) -> None:
-        self.sent, self.future = sent, future
+    def __init__(self, id_: int, question: tuple, future: asyncio.Future[_Reply]) -> None:
+        self.id, self.question, self.future = id_, question, future
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -155,10 +210,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if len(data) < 12:  # not even a header: cannot belong to anyone
             return
         host = addr[0].split("%", 1)[0]  # IPv6 link-local scope is not part of our key
-        entry = self.pending.get((host, addr[1], int.from_bytes(data[:2], "big")))
+        entry = self.pending.get((host, addr[1], (data[0] << 8) | data[1]))
         if entry is None or entry.future.done():
             return
-        reply = _classify(entry.sent, data)
+        reply = _classify(entry, data)
         if reply is not None:  # decided here: a loop may deliver several datagrams in one go
             entry.future.set_result(reply)
 
@@ -167,24 +222,28 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         pass
 
 
-def _classify(sent: dns.message.Message, data: bytes) -> _Reply | None:
-    """What a datagram carrying our ID and address means: None when it answers another question."""
+def _read(data: bytes) -> tuple[W.View | None, dns.message.Message | None]:
+    """The lean reader's view; what it leaves to dnspython, dnspython's (None: malformed)."""
+    view = W.parse(data)
+    if view is not None:
+        return view, None
     try:
         message = dns.message.from_wire(data)
     except Exception:  # hostile input reaches every corner of the parser
+        return None, None
+    return W.from_message(message), message
+
+
+def _classify(entry: _Pending, data: bytes) -> _Reply | None:
+    """What a datagram carrying our ID and address means: None when it answers another question."""
+    view, message = _read(data)
+    if view is None:
         # A server may cut a truncated answer mid-record: QR and TC still say "ask over TCP".
         truncated = bool(data[2] & 0x80) and bool(data[2] & 0x02)
         return _Reply(data, None, truncated=truncated)
-    if not _is_response(sent, message):
+    if not W.is_response(view, entry.id, entry.question):
         return None
-    return _Reply(data, message, truncated=bool(message.flags & dns.flags.TC))
-
-
-def _is_response(sent: dns.message.Message, message: dns.message.Message) -> bool:
-    try:
-        return sent.is_response(message)
-    except Exception:
-        return False
+    return _Reply(data, view, message, truncated=bool(view.flags & dns.flags.TC))
 
 
 class _Bucket:
@@ -237,6 +296,9 @@ def _to_rdtype(qtype: int | str) -> int:
     return int(rdtype)
 
 
+_RDTYPES = {t: t for t in range(1, 256) if t not in _UNSUPPORTED_TYPES and t not in (0,)}
+
+
 class DnsClient:
     """Queries to a fixed set of servers (or one chosen per query), many at once.
 
@@ -249,7 +311,10 @@ class DnsClient:
     ) -> None:
         self.settings = settings
         self._opt_out_addresses = {_address(a) for a in settings.opt_out_addresses}
-        self._opt_out_names = {_to_name(n) for n in settings.opt_out_names}
+        self._opt_out_names = {
+            tuple(label.lower() for label in _to_name(n).labels[:-1])
+            for n in settings.opt_out_names
+        }
         normalized = [(_address(h), int(p)) for h, p in servers]
         # Opted-out servers drop out of the rotation; a query naming one is refused instead.
         self._servers = [s for s in normalized if s[0] not in self._opt_out_addresses]
@@ -312,7 +377,7 @@ class DnsClient:
     # --- the query -------------------------------------------------------------------------------
     async def query(
         self,
-        qname: str | dns.name.Name,
+        qname: str | dns.name.Name | tuple,
         qtype: int | str,
         *,
         server: tuple[str, int] | None = None,
@@ -321,7 +386,18 @@ class DnsClient:
         rd: bool = True,
         edns: bool = True,
     ) -> Answer:
-        name, rdtype = _to_name(qname), _to_rdtype(qtype)
+        """Ask one question. `qname` is text, a dnspython name, or (the validator's own form)
+        a tuple of lower-case labels without the root label."""
+        if isinstance(qname, tuple):
+            name, labels = qname, qname
+            lower = qname
+        else:
+            name = _to_name(qname)
+            labels = name.labels[:-1]
+            lower = tuple(label.lower() for label in labels)
+        rdtype = _RDTYPES.get(qtype) if isinstance(qtype, int) else None
+        if rdtype is None:
+            rdtype = _to_rdtype(qtype)
         if self._slots is None:
             raise RuntimeError("use the client inside `async with DnsClient(...)`")
         if server is not None:
@@ -330,33 +406,31 @@ class DnsClient:
             # Round-robin: each query starts one server further, each retry moves on by one.
             start = self._next_server
             self._next_server = (start + 1) % len(self._servers)
-            targets = self._servers[start:] + self._servers[:start]
+            targets = self._servers[start:] + self._servers[:start] if start else self._servers
         elif self._all_opted_out:
             targets = []
         else:
             raise ValueError("no server: give `server=` or servers to the client")
 
-        if not targets or targets[0][0] in self._opt_out_addresses or self._opted_out(name):
+        if not targets or targets[0][0] in self._opt_out_addresses or self._opted_out(lower):
             where = f"{targets[0][0]}@{targets[0][1]}" if targets else ""
             return Answer(name, rdtype, where, None, None, "none", REFUSED_BY_POLICY, 0.0, 0)
         charge(1)  # a query (with its retries) counts once: the budget bounds the questions
         async with self._slots:
-            return await self._query(name, rdtype, targets, dnssec, cd, rd, edns)
+            return await self._query(name, labels, (lower, rdtype, 1), targets, dnssec, cd, rd,
+                                     edns)  # fmt: skip
 
-    def _opted_out(self, name: dns.name.Name) -> bool:
+    def _opted_out(self, lower: tuple) -> bool:
         if not self._opt_out_names:
             return False
-        while True:  # walking up the name is cheaper than comparing with every opted-out name
-            if name in self._opt_out_names:
-                return True
-            if name == dns.name.root:
-                return False
-            name = name.parent()
+        # Walking up the name is cheaper than comparing with every opted-out name.
+        return any(lower[i:] in self._opt_out_names for i in range(len(lower) + 1))
 
     async def _query(
         self,
-        name: dns.name.Name,
-        rdtype: int,
+        name: dns.name.Name | tuple,
+        labels: tuple,
+        question: tuple,
         targets: list[tuple[str, int]],
         dnssec: bool,
         cd: bool,
@@ -364,6 +438,7 @@ class DnsClient:
         edns: bool,
     ) -> Answer:
         s = self.settings
+        rdtype = question[1]
         loop = asyncio.get_running_loop()
         started = loop.time()
         attempts, fallback, use_edns = 0, False, edns
@@ -371,47 +446,39 @@ class DnsClient:
         host, port = targets[0]
         flags = (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0)
 
-        def done(**kw: Any) -> Answer:
-            kw.setdefault("message", None)
-            kw.setdefault("transport", "udp")
-            kw.setdefault("error", None)
-            return Answer(name, rdtype, f"{host}@{port}", elapsed=loop.time() - started,
-                          attempts=attempts, sent=sent, edns_fallback=fallback, **kw)  # fmt: skip
+        def done(view=None, wire=None, transport="udp", error=None, message=None) -> Answer:
+            return Answer(name, rdtype, f"{host}@{port}", view, wire, transport, error,
+                          loop.time() - started, attempts, sent, fallback, message)  # fmt: skip
 
         tries = 0
         while tries <= max(0, s.retries):
             host, port = targets[tries % len(targets)]
-            sent = dns.message.make_query(
-                name,
-                rdtype,
-                use_edns=0 if use_edns else False,
-                want_dnssec=dnssec and use_edns,  # DO lives in the OPT record
-                payload=s.payload,
-                flags=flags,
-            )
-            await self._throttle(host)
+            if s.per_server_qps > 0:
+                await self._throttle(host)
             attempts += 1
-            reply, error = await self._udp(host, port, sent)
-            if reply is None or (reply.message is None and not reply.truncated):
+            query = (labels, rdtype, flags, use_edns, dnssec and use_edns)  # DO lives in OPT
+            reply, error, sent = await self._udp(host, port, query, question)
+            if reply is None or (reply.view is None and not reply.truncated):
                 wire = reply.wire if reply is not None else wire  # keep the evidence
                 tries += 1
                 if tries <= s.retries:
                     await asyncio.sleep(s.backoff * 2 ** (tries - 1))
                 continue
             if reply.truncated:
-                await self._throttle(host)
+                if s.per_server_qps > 0:
+                    await self._throttle(host)
                 attempts += 1
-                message, tcp_wire, tcp_error = await self._tcp(host, port, sent)
-                return done(message=message, wire=tcp_wire or reply.wire, transport="tcp",
-                            error=tcp_error)  # fmt: skip
-            assert reply.message is not None
-            if reply.message.rcode() == dns.rcode.FORMERR:
+                tcp, tcp_wire, tcp_error = await self._tcp(host, port, sent, question)
+                return done(tcp.view if tcp else None, tcp_wire or reply.wire, "tcp", tcp_error,
+                            tcp.message if tcp else None)  # fmt: skip
+            assert reply.view is not None
+            if reply.view.rcode == dns.rcode.FORMERR:
                 if use_edns and not fallback:
                     # An old server rejecting EDNS: ask again plainly, at once and for free.
                     use_edns, fallback = False, True
                     continue
-                return done(message=reply.message, wire=reply.wire, error=FORMERR)
-            return done(message=reply.message, wire=reply.wire)
+                return done(reply.view, reply.wire, error=FORMERR, message=reply.message)
+            return done(reply.view, reply.wire, message=reply.message)
         # Garbage from the server is better evidence than a later silence: report it.
         return done(wire=wire, error=MALFORMED if wire is not None else error)
 
@@ -425,27 +492,31 @@ class DnsClient:
 
     # --- UDP -------------------------------------------------------------------------------------
     async def _udp(
-        self, host: str, port: int, sent: dns.message.Message
-    ) -> tuple[_Reply | None, str]:
-        """One attempt: a matching reply (parsed or not), or None and why nothing came."""
+        self, host: str, port: int, query: tuple, question: tuple
+    ) -> tuple[_Reply | None, str, bytes | None]:
+        """One attempt: a matching reply (parsed or not), or None and why nothing came; and
+        the query as sent."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         transport = self._transports.get(family)
         if transport is None or transport.is_closing():
-            return None, NETWORK_ERROR
+            return None, NETWORK_ERROR, None
         loop = asyncio.get_running_loop()
         key = self._new_key(host, port)
-        sent.id = key[2]
-        future: asyncio.Future[_Reply] = loop.create_future()
-        self._pending[key] = _Pending(sent, future)
+        labels, rdtype, flags, edns, dnssec = query
+        wire = W.query_wire(key[2], labels, rdtype, flags, edns, dnssec, self.settings.payload)
+        future: asyncio.Future[_Reply | None] = loop.create_future()
+        self._pending[key] = _Pending(key[2], question, future)
+        timer = loop.call_later(self.settings.timeout, _expire, future)
         try:
-            transport.sendto(sent.to_wire(), (host, port))
-            reply = await asyncio.wait_for(future, self.settings.timeout)
-            return reply, (MALFORMED if reply.message is None else "")
-        except TimeoutError:
-            return None, TIMEOUT
+            transport.sendto(wire, (host, port))
+            reply = await future
+            if reply is None:
+                return None, TIMEOUT, wire
+            return reply, (MALFORMED if reply.view is None else ""), wire
         except (OSError, ValueError):  # sendto refused the address outright
-            return None, NETWORK_ERROR
+            return None, NETWORK_ERROR, wire
         finally:
+            timer.cancel()
             self._pending.pop(key, None)
 
     def _new_key(self, host: str, port: int) -> tuple[str, int, int]:
@@ -457,13 +528,13 @@ class DnsClient:
 
     # --- TCP -------------------------------------------------------------------------------------
     async def _tcp(
-        self, host: str, port: int, sent: dns.message.Message
-    ) -> tuple[dns.message.Message | None, bytes | None, str | None]:
+        self, host: str, port: int, sent: bytes, question: tuple
+    ) -> tuple[_Reply | None, bytes | None, str | None]:
         """The same query over TCP, with `tcp_timeout` as the deadline for the whole exchange."""
         last: list[bytes] = []
         try:
             async with asyncio.timeout(self.settings.tcp_timeout):
-                return await self._tcp_exchange(host, port, sent, last)
+                return await self._tcp_exchange(host, port, sent, question, last)
         except TimeoutError:
             pass
         except (OSError, asyncio.IncompleteReadError, EOFError):
@@ -471,26 +542,30 @@ class DnsClient:
         return None, (last[-1] if last else None), TCP_FAILED
 
     async def _tcp_exchange(
-        self, host: str, port: int, sent: dns.message.Message, last: list[bytes]
-    ) -> tuple[dns.message.Message | None, bytes | None, str | None]:
+        self, host: str, port: int, sent: bytes, question: tuple, last: list[bytes]
+    ) -> tuple[_Reply | None, bytes | None, str | None]:
         reader, writer = await asyncio.open_connection(host, port)
+        id_ = (sent[0] << 8) | sent[1]
         try:
-            wire = sent.to_wire()
-            writer.write(struct.pack("!H", len(wire)) + wire)
+            writer.write(struct.pack("!H", len(sent)) + sent)
             await writer.drain()
             while True:  # skip what is not ours; the deadline bounds the loop
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
                 data = await reader.readexactly(length)
                 last.append(data)
-                try:
-                    message = dns.message.from_wire(data)
-                except Exception:
-                    if len(data) >= 2 and int.from_bytes(data[:2], "big") == sent.id:
+                view, message = _read(data)
+                if view is None:
+                    if len(data) >= 2 and int.from_bytes(data[:2], "big") == id_:
                         return None, data, MALFORMED
                     continue
-                if _is_response(sent, message):
-                    return message, data, None
+                if W.is_response(view, id_, question):
+                    return _Reply(data, view, message), data, None
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)  # no answer in time

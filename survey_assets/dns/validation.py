@@ -3,20 +3,30 @@
 Each step answers with a status and the survey's reason codes, so the scanner can say *why* a
 chain fails, which a resolver's AD bit never does. The scanner (`chain.py`) walks the chain from
 the trust anchor and calls these for each zone cut and each negative answer.
+
+The steps read RRsets as `wire.py` views (names as lower-case label tuples, records as bytes);
+dnspython RRsets, rdatasets, rdatas and names are accepted too and converted. Signatures are
+checked with `cryptography` directly, as dnspython's `validate_rrsig` would check them (the same
+candidate keys, signed data and key formats). Given a `cache` (the validator's dict), each
+DNSKEY's public key object is built once and each (signed data, signature, keys) verified once,
+as a resolver keeps what it has validated.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import struct
 from dataclasses import dataclass, field
 
-import dns.dnssec
 import dns.name
-import dns.rdataset
-import dns.rdtypes.ANY.RRSIG
-import dns.rrset
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa, utils
 
 from survey_assets import reasons as R
+from survey_assets.dns import wire as W
 
 SUPPORTED_ALGORITHMS = frozenset({8, 10, 13, 14, 15, 16})  # RFC 8624: MUST/RECOMMENDED to validate
 SUPPORTED_DIGESTS = frozenset({1, 2, 4})
@@ -26,6 +36,7 @@ SUPPORTED_DIGESTS = frozenset({1, 2, 4})
 NSEC3_MAX_ITERATIONS = 150
 REVOKE = 0x0080
 ZONE_KEY = 0x0100
+DNSKEY_TYPE, DS_TYPE, NSEC_TYPE, NSEC3_TYPE, CNAME_TYPE = 48, 43, 47, 50, 5
 
 
 @dataclass(frozen=True)
@@ -39,24 +50,44 @@ class Policy:
 class Verdict:
     status: str
     reasons: list[str] = field(default_factory=list)
-    keys: list = field(default_factory=list)  # trusted DNSKEY rdatas, when secure
+    keys: list = field(default_factory=list)  # trusted DNSKEYs (`wire.Dnskey`), when secure
 
     @property
     def secure(self) -> bool:
         return self.status == R.SECURE
 
 
-def _epoch(now: dt.datetime) -> int:
-    return int(now.timestamp())
+# --- conversions from dnspython --------------------------------------------------------------
+def _name(name) -> tuple:
+    return W.name_of(name) if isinstance(name, dns.name.Name) else name
 
 
+def _rrset(rrset) -> W.RRset:
+    return rrset if isinstance(rrset, W.RRset) else W.rrset_view(rrset)
+
+
+def _rdatas(rdatas) -> list:
+    """Views of the records of an RRset, rdataset or list (of views or dnspython rdatas)."""
+    if rdatas is None:
+        return []
+    if isinstance(rdatas, W.RRset):
+        return rdatas.rdatas
+    return [rd if isinstance(rd, W.Rdata) else W.rdata_view(rd) for rd in rdatas]
+
+
+def _is_sub(name: tuple, ancestor: tuple) -> bool:
+    return len(name) >= len(ancestor) and name[len(name) - len(ancestor) :] == ancestor
+
+
+# --- signatures ------------------------------------------------------------------------------
 def check_rrsigs(
-    rrset: dns.rrset.RRset,
-    rrsigs: dns.rdataset.Rdataset | None,
+    rrset,
+    rrsigs,
     keys: list,
-    zone: dns.name.Name,
+    zone,
     now: dt.datetime,
     no_key_reason: str = "rrsig_invalid",
+    cache: dict | None = None,
 ) -> Verdict:
     """Is `rrset` signed by one of `keys` of `zone`, with a signature valid at `now`?
 
@@ -64,19 +95,18 @@ def check_rrsigs(
     """
     if not rrsigs:
         return Verdict(R.BOGUS, ["rrsig_missing"])
+    rrset, zone, keys = _rrset(rrset), _name(zone), _rdatas(keys)
     seen: list[str] = []
-    stamp = _epoch(now)
-    for sig in rrsigs:
+    stamp = int(now.timestamp())
+    for sig in _rdatas(rrsigs):
         if sig.type_covered != rrset.rdtype:
             continue
-        if sig.signer != zone or not rrset.name.is_subdomain(sig.signer):
+        if sig.signer != zone or not _is_sub(rrset.name, sig.signer):
             seen.append("signer_outside_zone")
             continue
         if sig.algorithm not in SUPPORTED_ALGORITHMS:
             continue
-        candidates = [
-            k for k in keys if k.algorithm == sig.algorithm and dns.dnssec.key_id(k) == sig.key_tag
-        ]
+        candidates = [k for k in keys if k.algorithm == sig.algorithm and k.key_tag == sig.key_tag]
         if not candidates:
             seen.append(no_key_reason)  # signed by a key that is not in the trusted set
             continue
@@ -86,7 +116,7 @@ def check_rrsigs(
         if stamp < sig.inception:
             seen.append("rrsig_not_yet_valid")
             continue
-        if _verifies(rrset, sig, candidates):
+        if _verifies(rrset, sig, candidates, cache):
             return Verdict(R.SECURE)
         seen.append("rrsig_invalid")
     if not seen:  # only signatures of algorithms no validator supports
@@ -94,23 +124,126 @@ def check_rrsigs(
     return Verdict(R.BOGUS, [_most_telling(seen)])
 
 
-def _verifies(rrset: dns.rrset.RRset, sig, keys: list) -> bool:
-    """The cryptographic check alone: times were judged by the caller."""
-    keyset = {rrset.name if sig.type_covered == 48 else sig.signer: _rdataset(keys)}
+def _verifies(rrset: W.RRset, sig: W.Rrsig, keys: list, cache: dict | None) -> bool:
+    """The cryptographic check alone (times were judged by the caller), as dnspython's
+    validate_rrsig: the keys must be zone keys of protocol 3, a revoked key signs only the
+    DNSKEY RRset, and a DNSKEY RRset's signer must be its owner."""
+    if sig.type_covered == DNSKEY_TYPE and sig.signer != rrset.name:
+        return False
+    keys = [
+        k for k in keys
+        if k.flags & ZONE_KEY and k.protocol == 3
+        and (not k.flags & REVOKE or sig.type_covered == DNSKEY_TYPE)
+    ]  # fmt: skip
+    if not keys:
+        return False
+    data = signed_data(rrset, sig)
+    if data is None:
+        return False
+    if cache is None:
+        return any(_verify(k, sig.signature, data, _PUBLIC_KEYS) for k in keys)
+    key = (data, sig.signature, tuple(k.wire for k in keys))
+    known = cache.get(key)
+    if known is None:
+        known = cache[key] = any(_verify(k, sig.signature, data, cache) for k in keys)
+    return known
+
+
+_FIXED = struct.Struct("!HHI")
+_LENGTH = struct.Struct("!H")
+
+
+def signed_data(rrset: W.RRset, sig: W.Rrsig) -> bytes | None:
+    """RFC 4034 §3.1.8.1 (with §6.2's canonical forms), as dnspython builds it; None where
+    dnspython refuses (the signature's label count does not fit the owner)."""
+    name = rrset.name
+    count = len(name)
+    if name and name[0] == b"*" and sig.labels != count - 1:
+        return None
+    if count < sig.labels:
+        return None
+    if sig.labels < count:  # a wildcard expansion: signed as the wildcard's owner
+        name = (b"*", *name[count - sig.labels :])
+    head = W.wire_of(name) + _FIXED.pack(rrset.rdtype, 1, sig.original_ttl)
+    records = sorted(rd.canon for rd in rrset.rdatas)
+    return b"".join(
+        [sig.canon[:18], W.wire_of(sig.signer)] + [head + _LENGTH.pack(len(c)) + c for c in records]
+    )
+
+
+_PUBLIC_KEYS: dict = {}  # keys built outside a validator (no cache given)
+_INVALID = object()
+_HASHES = {8: hashes.SHA256, 10: hashes.SHA512, 13: hashes.SHA256, 14: hashes.SHA384}
+_CURVES = {13: (ec.SECP256R1, 32), 14: (ec.SECP384R1, 48)}
+
+
+def _public_key(algorithm: int, material: bytes, cache: dict):
+    """The `cryptography` key of a DNSKEY's material (None if it is not a valid key), built
+    once per cache (a validator's): checking a key's point costs as much as a verification."""
+    cache_key = (algorithm, material)
+    found = cache.get(cache_key)
+    if found is None:
+        try:
+            found = _load_key(algorithm, material)
+        except Exception:  # malformed key material of any kind: the key verifies nothing
+            found = _INVALID
+        if cache is _PUBLIC_KEYS and len(cache) > 10_000:
+            cache.clear()
+        cache[cache_key] = found
+    return None if found is _INVALID else found
+
+
+def _load_key(algorithm: int, material: bytes):
+    """dnspython's from_dnskey for each algorithm (RFC 3110, RFC 6605, RFC 8080)."""
+    if algorithm in (8, 10):
+        if len(material) < 1:
+            raise ValueError("key material is empty")
+        size, rest = material[0], material[1:]
+        if size == 0:
+            if len(rest) < 2:
+                raise ValueError("truncated RSA exponent length")
+            size, rest = (rest[0] << 8) | rest[1], rest[2:]
+        if len(rest) < size:
+            raise ValueError("truncated RSA public exponent")
+        exponent, modulus = int.from_bytes(rest[:size], "big"), int.from_bytes(rest[size:], "big")
+        return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    if algorithm in _CURVES:
+        curve, octets = _CURVES[algorithm]
+        if len(material) < octets * 2:
+            raise ValueError("truncated ECDSA key material")
+        x = int.from_bytes(material[:octets], "big")
+        y = int.from_bytes(material[octets : octets * 2], "big")
+        return ec.EllipticCurvePublicNumbers(x, y, curve()).public_key()
+    if algorithm == 15:
+        return ed25519.Ed25519PublicKey.from_public_bytes(material)
+    if algorithm == 16:
+        return ed448.Ed448PublicKey.from_public_bytes(material)
+    raise ValueError(f"algorithm {algorithm} is not supported")
+
+
+def _verify(key: W.Dnskey, signature: bytes, data: bytes, cache: dict) -> bool:
+    public = _public_key(key.algorithm, key.key, cache)
+    if public is None:
+        return False
+    algorithm = key.algorithm
     try:
-        dns.dnssec.validate_rrsig(
-            rrset, sig, keyset, now=sig.inception, policy=dns.dnssec.allow_all_policy
-        )
-    except dns.dnssec.ValidationFailure:
+        if algorithm in (8, 10):
+            public.verify(signature, data, padding.PKCS1v15(), _HASHES[algorithm]())
+        elif algorithm in _CURVES:
+            octets = _CURVES[algorithm][1]
+            if len(signature) != octets * 2:  # RFC 6605 §4: r and s, each of `octets`
+                return False
+            der = utils.encode_dss_signature(
+                int.from_bytes(signature[:octets], "big"), int.from_bytes(signature[octets:], "big")
+            )
+            public.verify(der, data, ec.ECDSA(_HASHES[algorithm]()))
+        else:
+            public.verify(signature, data)
+    except InvalidSignature:
+        return False
+    except Exception:  # what a hostile signature may provoke in a backend: not a valid one
         return False
     return True
-
-
-def _rdataset(keys: list) -> dns.rdataset.Rdataset:
-    rds = dns.rdataset.Rdataset(keys[0].rdclass, keys[0].rdtype)
-    for key in keys:
-        rds.add(key)
-    return rds
 
 
 # Several signatures may fail differently; report the one that says most about the cause.
@@ -127,14 +260,17 @@ def _most_telling(seen: list[str]) -> str:
     return min(seen, key=_ORDER.index)
 
 
+# --- keys ------------------------------------------------------------------------------------
 def check_dnskeys(
-    zone: dns.name.Name,
-    dnskeys: dns.rrset.RRset | None,
-    dnskey_sigs: dns.rdataset.Rdataset | None,
+    zone,
+    dnskeys,
+    dnskey_sigs,
     ds_set: list,
     now: dt.datetime,
+    cache: dict | None = None,
 ) -> Verdict:
     """Does a DS of the parent point at a key that signs the zone's DNSKEY RRset? (RFC 4035 §5.2)"""
+    zone, ds_set = _name(zone), _rdatas(ds_set)
     usable = [
         ds
         for ds in ds_set
@@ -146,34 +282,40 @@ def check_dnskeys(
         return Verdict(R.INSECURE, ["unsupported_digest"])
     if not dnskeys:
         return Verdict(R.BOGUS, ["ds_no_matching_dnskey"])
+    dnskeys = _rrset(dnskeys)
+    owner = W.wire_of(zone)
     matched, revoked = [], False
     for ds in usable:
-        for key in dnskeys:
+        for key in dnskeys.rdatas:
             if key.algorithm != ds.algorithm or not key.flags & ZONE_KEY:
                 continue
-            if _ds_matches(zone, key, ds):
+            if _ds_matches(owner, key.algorithm, key.wire, ds):
                 matched.append(key)
             elif key.flags & REVOKE and _ds_matches(
-                zone, key.replace(flags=key.flags & ~REVOKE), ds
+                owner, key.algorithm, _LENGTH.pack(key.flags & ~REVOKE) + key.wire[2:], ds
             ):
                 revoked = True  # the parent still names a key its operator revoked
     if not matched:
         return Verdict(R.BOGUS, ["revoked_key" if revoked else "ds_no_matching_dnskey"])
-    verdict = check_rrsigs(
-        dnskeys, dnskey_sigs, matched, zone, now, no_key_reason="dnskey_not_signed_by_ds_key"
-    )
+    verdict = check_rrsigs(dnskeys, dnskey_sigs, matched, zone, now,
+                           no_key_reason="dnskey_not_signed_by_ds_key", cache=cache)  # fmt: skip
     if verdict.secure:
-        zone_keys = [k for k in dnskeys if k.flags & ZONE_KEY and not k.flags & REVOKE]
+        zone_keys = [k for k in dnskeys.rdatas if k.flags & ZONE_KEY and not k.flags & REVOKE]
         return Verdict(R.SECURE, keys=zone_keys)
     return verdict
 
 
-def _ds_matches(zone: dns.name.Name, key, ds) -> bool:
-    try:
-        made = dns.dnssec.make_ds(zone, key, ds.digest_type, policy=dns.dnssec.allow_all_policy)
-    except (dns.dnssec.UnsupportedAlgorithm, ValueError):
+_DIGESTS = {1: hashlib.sha1, 2: hashlib.sha256, 4: hashlib.sha384}
+
+
+def _ds_matches(owner: bytes, algorithm: int, key_wire: bytes, ds) -> bool:
+    """dnspython's make_ds(owner, key, ds.digest_type) compared with `ds`."""
+    digest = _DIGESTS.get(ds.digest_type)
+    if digest is None:
         return False
-    return made.key_tag == ds.key_tag and made.digest == ds.digest
+    if W.key_tag_of(algorithm, key_wire) != ds.key_tag:
+        return False
+    return digest(owner + key_wire).digest() == ds.digest
 
 
 # --- denial of existence (RFC 4035 §5.4, RFC 5155 §8) --------------------------------------------
@@ -181,26 +323,28 @@ def _ds_matches(zone: dns.name.Name, key, ds) -> bool:
 class Proof:
     """An NSEC or NSEC3 RRset from a negative answer, with its signatures."""
 
-    rrset: dns.rrset.RRset
-    rrsigs: dns.rdataset.Rdataset | None
+    rrset: object  # wire.RRset (or a dnspython RRset)
+    rrsigs: object | None  # wire.RRset of its RRSIGs (or a dnspython rdataset), or None
 
 
-def _covers(owner: dns.name.Name, nxt: dns.name.Name, name: dns.name.Name) -> bool:
+def _covers(owner: tuple, nxt: tuple, name: tuple) -> bool:
     """owner < name < next in canonical order, with the chain's wrap-around at the end."""
-    if owner < nxt:
-        return owner < name < nxt
-    return name > owner or name < nxt  # the last NSEC points back to the apex
+    o, x, n = owner[::-1], nxt[::-1], name[::-1]
+    if o < x:
+        return o < n < x
+    return n > o or n < x  # the last NSEC points back to the apex
 
 
 def check_denial(
-    qname: dns.name.Name,
+    qname,
     qtype: int,
     nxdomain: bool,
     proofs: list[Proof],
-    zone: dns.name.Name,
+    zone,
     keys: list,
     now: dt.datetime,
     policy: Policy = Policy(),
+    cache: dict | None = None,
 ) -> Verdict:
     """Does a signed NSEC/NSEC3 proof show that (qname, qtype) does not exist?
 
@@ -212,71 +356,75 @@ def check_denial(
     """
     if not proofs:
         return Verdict(R.BOGUS, ["denial_bogus"])
+    qname, zone, keys = _name(qname), _name(zone), _rdatas(keys)
+    rrsets = []
     for proof in proofs:
-        if not check_rrsigs(proof.rrset, proof.rrsigs, keys, zone, now).secure:
+        rrset = _rrset(proof.rrset)
+        if not check_rrsigs(rrset, proof.rrsigs, keys, zone, now, cache=cache).secure:
             return Verdict(R.BOGUS, ["denial_bogus"])
-    nsec3 = [p.rrset for p in proofs if p.rrset.rdtype == 50]
+        rrsets.append(rrset)
+    nsec3 = [r for r in rrsets if r.rdtype == NSEC3_TYPE]
     if nsec3:
-        if max(r.iterations for rrset in nsec3 for r in rrset) > policy.nsec3_max_iterations:
+        if max(r.iterations for rrset in nsec3 for r in rrset.rdatas) > policy.nsec3_max_iterations:
             return Verdict(R.INSECURE, ["nsec3_iterations_too_high"])
         return _check_nsec3(qname, qtype, nxdomain, nsec3, zone)
-    return _check_nsec(qname, qtype, nxdomain, [p.rrset for p in proofs if p.rrset.rdtype == 47])
-
-
-def _types(rdata) -> set[int]:
-    return {t for window, bitmap in rdata.windows for t in _bits(window, bitmap)}
-
-
-def _bits(window: int, bitmap: bytes):
-    for i, byte in enumerate(bitmap):
-        for bit in range(8):
-            if byte & (0x80 >> bit):
-                yield window * 256 + i * 8 + bit
+    return _check_nsec(qname, qtype, nxdomain, [r for r in rrsets if r.rdtype == NSEC_TYPE])
 
 
 def _check_nsec(qname, qtype, nxdomain, nsecs) -> Verdict:
     if not nxdomain:
         for rrset in nsecs:
-            types = _types(rrset[0])
+            types = rrset.rdatas[0].types
             if rrset.name == qname:
-                ok = qtype not in types and 5 not in types  # no such type, no CNAME
+                ok = qtype not in types and CNAME_TYPE not in types  # no such type, no CNAME
                 return Verdict(R.SECURE) if ok else Verdict(R.BOGUS, ["denial_bogus"])
-            nxt = rrset[0].next
-            if _covers(rrset.name, nxt, qname) and nxt.is_subdomain(qname):
+            nxt = rrset.rdatas[0].next
+            if _covers(rrset.name, nxt, qname) and _is_sub(nxt, qname):
                 return Verdict(R.SECURE)  # an empty non-terminal
         return Verdict(R.BOGUS, ["denial_bogus"])
-    covering = [r for r in nsecs if _covers(r.name, r[0].next, qname)]
+    covering = [r for r in nsecs if _covers(r.name, r.rdatas[0].next, qname)]
     if not covering:
         return Verdict(R.BOGUS, ["denial_bogus"])
-    owner, nxt = covering[0].name, covering[0][0].next
-    encloser = (
-        _common(qname, owner)
-        if len(_common(qname, owner)) >= len(_common(qname, nxt))
-        else _common(qname, nxt)
-    )
-    wildcard = dns.name.Name((b"*",)).concatenate(encloser)
-    if any(_covers(r.name, r[0].next, wildcard) or r.name == wildcard for r in nsecs):
+    owner, nxt = covering[0].name, covering[0].rdatas[0].next
+    by_owner, by_next = _common(qname, owner), _common(qname, nxt)
+    encloser = by_owner if len(by_owner) >= len(by_next) else by_next
+    wildcard = (b"*", *encloser)
+    if any(_covers(r.name, r.rdatas[0].next, wildcard) or r.name == wildcard for r in nsecs):
         return Verdict(R.SECURE)
     return Verdict(R.BOGUS, ["denial_bogus"])
 
 
-def _common(a: dns.name.Name, b: dns.name.Name) -> dns.name.Name:
-    _, _, labels = a.fullcompare(b)
-    return dns.name.Name(a.labels[-labels:]) if labels else dns.name.root
+def _common(a: tuple, b: tuple) -> tuple:
+    """The labels `a` and `b` end with in common (their closest common ancestor)."""
+    i = 0
+    while i < len(a) and i < len(b) and a[-1 - i] == b[-1 - i]:
+        i += 1
+    return a[len(a) - i :]
+
+
+def nsec3_hash(name: tuple, salt: bytes, iterations: int) -> bytes:
+    """RFC 5155 §5 (SHA-1), in lower-case base32hex as owner labels are written."""
+    digest = hashlib.sha1(W.wire_of(name) + salt).digest()
+    for _ in range(iterations):
+        digest = hashlib.sha1(digest + salt).digest()
+    return base64.b32hexencode(digest).lower()
 
 
 def _check_nsec3(qname, qtype, nxdomain, nsec3s, zone) -> Verdict:
-    first = nsec3s[0][0]
+    first = nsec3s[0].rdatas[0]
     salt, iterations = first.salt, first.iterations
+    hashes_: dict[tuple, bytes] = {}
 
-    def digest(name: dns.name.Name) -> str:
-        return dns.dnssec.nsec3_hash(name, salt or None, iterations, 1).lower()
+    def digest(name: tuple) -> bytes:
+        if name not in hashes_:
+            hashes_[name] = nsec3_hash(name, salt, iterations)
+        return hashes_[name]
 
     spans = []
     for rrset in nsec3s:
-        owner = rrset.name.labels[0].decode().lower()
-        nxt = dns.dnssec.base64.b32encode(rrset[0].next).decode().translate(_TO_HEX).lower()
-        spans.append((owner, nxt, rrset[0]))
+        owner = rrset.name[0] if rrset.name else b""
+        nxt = base64.b32hexencode(rrset.rdatas[0].next).lower()
+        spans.append((owner, nxt, rrset.rdatas[0]))
 
     def matching(name):
         h = digest(name)
@@ -292,28 +440,30 @@ def _check_nsec3(qname, qtype, nxdomain, nsec3s, zone) -> Verdict:
     if not nxdomain:
         exact = matching(qname)
         if exact is not None:
-            types = _types(exact)
-            ok = qtype not in types and 5 not in types
+            types = exact.types
+            ok = qtype not in types and CNAME_TYPE not in types
             return Verdict(R.SECURE) if ok else Verdict(R.BOGUS, ["denial_bogus"])
     # Closest encloser proof: an existing ancestor, and a covered "next closer" name below it.
-    encloser = qname.parent() if qname != zone else zone
-    while encloser != zone and matching(encloser) is None:
-        encloser = encloser.parent()
+    encloser = qname[1:] if qname != zone else zone
+    while encloser != zone and encloser and matching(encloser) is None:
+        encloser = encloser[1:]
     if matching(encloser) is None:
         return Verdict(R.BOGUS, ["denial_bogus"])
-    next_closer = dns.name.Name(qname.labels[-(len(encloser) + 1) :])
+    next_closer = qname[len(qname) - len(encloser) - 1 :] if len(qname) > len(encloser) else qname
     span = covering(next_closer)
     if span is None:
         return Verdict(R.BOGUS, ["denial_bogus"])
     if not nxdomain:
-        if qtype == 43 and span.flags & 1:
+        if qtype == DS_TYPE and span.flags & 1:
             return Verdict(R.INSECURE, ["no_ds"])  # an opt-out span: an unsigned delegation
         return Verdict(R.BOGUS, ["denial_bogus"])
-    if covering(dns.name.Name((b"*",)).concatenate(encloser)) is None:
+    if covering((b"*", *encloser)) is None:
         return Verdict(R.BOGUS, ["denial_bogus"])
     if span.flags & 1:
         return Verdict(R.INSECURE, ["nxdomain"])  # opt-out: the name may be an unsigned delegation
     return Verdict(R.SECURE)
 
 
-_TO_HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
+def rdata_views(rdatas) -> list:
+    """Trust anchors and other dnspython rdatas as the steps read them."""
+    return [rd if isinstance(rd, W.Rdata) else W.rdata_view(rd) for rd in rdatas]
