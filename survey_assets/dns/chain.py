@@ -149,13 +149,13 @@ class ChainValidator:
                 parent = soa.name if soa is not None else zone[1:]
                 parent_keys = await self.keys(parent)
                 if not parent_keys.secure:
-                    return parent_keys
+                    return Verdict(parent_keys.status, list(parent_keys.reasons))
                 proof = check_denial(
                     zone, DS, False, _proofs(view), parent, parent_keys.keys, self.now,
                     self.policy, self._verified,
                 )  # fmt: skip
                 if proof.status == R.SECURE or proof.reasons == ["no_ds"]:
-                    return Verdict(R.INSECURE, ["no_ds"])
+                    return Verdict(R.INSECURE, ["no_ds"], cut=proof.cut)
                 return proof  # bogus, or insecure for a reason of its own (NSEC3 iterations)
             sigs = view.find(view.answer, zone, RRSIG, DS)
             parent = sigs[0].signer if sigs else zone[1:]
@@ -163,18 +163,19 @@ class ChainValidator:
                 parent = zone[1:]
             parent_keys = await self.keys(parent)
             if not parent_keys.secure:
-                return parent_keys
+                return Verdict(parent_keys.status, list(parent_keys.reasons))
             checked = check_rrsigs(ds_rrset, sigs, parent_keys.keys, parent, self.now,
                                    cache=self._verified)  # fmt: skip
             if not checked.secure:
+                checked.cut = True  # a DS exists only at a delegation
                 return checked
             ds = ds_rrset.rdatas
         key_answer = await self.client.query(zone, DNSKEY)
         failed = _failure(key_answer)
         if failed:
-            return Verdict(*failed)
+            return Verdict(*failed, cut=bool(zone))
         view = key_answer.view
-        return check_dnskeys(
+        verdict = check_dnskeys(
             zone,
             view.find(view.answer, zone, DNSKEY),
             view.find(view.answer, zone, RRSIG, DNSKEY),
@@ -182,6 +183,8 @@ class ChainValidator:
             self.now,
             self._verified,
         )
+        verdict.cut = bool(zone)  # a DS exists only at a delegation (the root: by definition)
+        return verdict
 
     async def zone_of(self, qname: tuple, fallback: tuple) -> tuple[tuple, tuple]:
         """The zone that holds `qname`, from the SOA the resolver shows for it: its name, and
@@ -220,16 +223,24 @@ class ChainValidator:
         target = rrset or cname
         if target is not None:
             sigs = view.find(view.answer, q, RRSIG, target.rdtype)
-            zone, labels = hint, hint_labels
+            zone, labels, keys = hint, hint_labels, None
             if sigs and _is_sub(q, sigs[0].signer) and _is_sub(sigs[0].signer, hint):
                 zone, labels = sigs[0].signer, sigs[0].signer_labels
             elif not sigs:
-                zone, labels = await self.zone_of(q, hint)
-                if zone is hint:
-                    labels = hint_labels
+                if q == hint:
+                    # Where the parent proves the name a delegation, its data is in its own
+                    # zone: no need to ask the resolver for the SOA (as a resolver would not).
+                    keys = await self.keys(q)
+                if keys is None or not keys.cut:
+                    zone, labels = await self.zone_of(q, hint)
+                    if zone is hint:
+                        labels = hint_labels
+                    if zone != q:
+                        keys = None
             result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=_text(labels),
                             records=[target.to_text()], signatures=[sigs.to_text()] if sigs else [])  # fmt: skip
-            keys = await self.keys(zone)
+            if keys is None:
+                keys = await self.keys(zone)
             if not keys.secure:
                 result.status, result.reasons = keys.status, list(keys.reasons)
                 return result

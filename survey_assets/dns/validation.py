@@ -36,7 +36,7 @@ SUPPORTED_DIGESTS = frozenset({1, 2, 4})
 NSEC3_MAX_ITERATIONS = 150
 REVOKE = 0x0080
 ZONE_KEY = 0x0100
-DNSKEY_TYPE, DS_TYPE, NSEC_TYPE, NSEC3_TYPE, CNAME_TYPE = 48, 43, 47, 50, 5
+DNSKEY_TYPE, DS_TYPE, NSEC_TYPE, NSEC3_TYPE, CNAME_TYPE, NS_TYPE, SOA_TYPE = 48, 43, 47, 50, 5, 2, 6
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Verdict:
     status: str
     reasons: list[str] = field(default_factory=list)
     keys: list = field(default_factory=list)  # trusted DNSKEYs (`wire.Dnskey`), when secure
+    # A zone's verdict: its parent proved it a delegation (a DS, or a signed denial whose
+    # record at the name has the NS bit), so the name's own data is in the zone itself.
+    cut: bool = False
 
     @property
     def secure(self) -> bool:
@@ -377,7 +380,9 @@ def _check_nsec(qname, qtype, nxdomain, nsecs) -> Verdict:
             types = rrset.rdatas[0].types
             if rrset.name == qname:
                 ok = qtype not in types and CNAME_TYPE not in types  # no such type, no CNAME
-                return Verdict(R.SECURE) if ok else Verdict(R.BOGUS, ["denial_bogus"])
+                if not ok:
+                    return Verdict(R.BOGUS, ["denial_bogus"])
+                return Verdict(R.SECURE, cut=NS_TYPE in types and SOA_TYPE not in types)
             nxt = rrset.rdatas[0].next
             if _covers(rrset.name, nxt, qname) and _is_sub(nxt, qname):
                 return Verdict(R.SECURE)  # an empty non-terminal
@@ -441,8 +446,9 @@ def _check_nsec3(qname, qtype, nxdomain, nsec3s, zone) -> Verdict:
         exact = matching(qname)
         if exact is not None:
             types = exact.types
-            ok = qtype not in types and CNAME_TYPE not in types
-            return Verdict(R.SECURE) if ok else Verdict(R.BOGUS, ["denial_bogus"])
+            if qtype in types or CNAME_TYPE in types:
+                return Verdict(R.BOGUS, ["denial_bogus"])
+            return Verdict(R.SECURE, cut=NS_TYPE in types and SOA_TYPE not in types)
     # Closest encloser proof: an existing ancestor, and a covered "next closer" name below it.
     encloser = qname[1:] if qname != zone else zone
     while encloser != zone and encloser and matching(encloser) is None:

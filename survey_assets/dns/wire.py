@@ -25,7 +25,9 @@ ancestor. The owner's labels as sent are kept for presentation (`to_dnspython`).
 
 from __future__ import annotations
 
+import base64
 import struct
+import time
 
 import dns.flags
 import dns.message
@@ -335,6 +337,11 @@ class RRset:
     def __getitem__(self, i: int) -> Rdata:
         return self.rdatas[i]
 
+    def to_text(self) -> str:
+        """Presentation text, exactly as dnspython's RRset.to_text() writes it."""
+        prefix = f"{name_text(self.owner)} {self.ttl} IN {_type_text(self.rdtype)} "
+        return "\n".join(prefix + _rdata_text(self.rdtype, rd) for rd in self.rdatas)
+
     def to_dnspython(self) -> dns.rrset.RRset:
         rrset = dns.rrset.RRset(dns.name.Name((*self.owner, b"")), dns.rdataclass.IN,
                                 self.rdtype, self.covers)  # fmt: skip
@@ -343,8 +350,72 @@ class RRset:
                                           len(rd.wire)), self.ttl)  # fmt: skip
         return rrset
 
-    def to_text(self) -> str:
-        return self.to_dnspython().to_text()
+
+# --- presentation text ---------------------------------------------------------------------------
+_SPECIAL = frozenset(b'"().;\\@$')
+_LABEL_TEXT: dict[bytes, str] = {}
+_RDATA_TEXT: dict[tuple[int, bytes], str] = {}
+_TYPE_TEXT: dict[int, str] = {}
+_SIGTIME: dict[int, str] = {}
+
+
+def _label_text(label: bytes) -> str:
+    """dnspython's escaping of a label: specials with a backslash, other octets outside
+    0x21-0x7e as \\DDD."""
+    text = _LABEL_TEXT.get(label)
+    if text is None:
+        text = "".join(
+            "\\" + chr(c) if c in _SPECIAL else chr(c) if 0x20 < c < 0x7F else f"\\{c:03d}"
+            for c in label
+        )
+        if len(_LABEL_TEXT) > 100_000:
+            _LABEL_TEXT.clear()
+        _LABEL_TEXT[label] = text
+    return text
+
+
+def name_text(labels: tuple) -> str:
+    """An absolute name's presentation text, as dnspython's Name.to_text() writes it."""
+    if not labels:
+        return "."
+    return ".".join([_label_text(label) for label in labels]) + "."
+
+
+def _type_text(rdtype: int) -> str:
+    text = _TYPE_TEXT.get(rdtype)
+    if text is None:
+        text = _TYPE_TEXT[rdtype] = dns.rdatatype.to_text(rdtype)
+    return text
+
+
+def _sigtime(when: int) -> str:
+    text = _SIGTIME.get(when)
+    if text is None:
+        text = time.strftime("%Y%m%d%H%M%S", time.gmtime(when))
+        if len(_SIGTIME) > 10_000:
+            _SIGTIME.clear()
+        _SIGTIME[when] = text
+    return text
+
+
+def _rdata_text(rdtype: int, rd: Rdata) -> str:
+    """A record's data as dnspython writes it: RRSIG written here (each is new), the others by
+    dnspython once per distinct record (the same MX hosts serve thousands of domains)."""
+    if rdtype == RRSIG:
+        signature = base64.b64encode(rd.signature)
+        chunks = b" ".join([signature[i : i + 32] for i in range(0, len(signature), 32)])
+        return (f"{_type_text(rd.type_covered)} {rd.algorithm} {rd.labels} {rd.original_ttl} "
+                f"{_sigtime(rd.expiration)} {_sigtime(rd.inception)} {rd.key_tag} "
+                f"{name_text(rd.signer_labels)} {chunks.decode()}")  # fmt: skip
+    key = (rdtype, rd.wire)
+    text = _RDATA_TEXT.get(key)
+    if text is None:
+        parsed = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rd.wire, 0, len(rd.wire))
+        text = parsed.to_text()
+        if len(_RDATA_TEXT) > 100_000:
+            _RDATA_TEXT.clear()
+        _RDATA_TEXT[key] = text
+    return text
 
 
 class View:
