@@ -41,6 +41,17 @@ def test_scans_equal_the_truth(materialized, day):
 
 
 @pytest.mark.parametrize("day", DAYS, ids=str)
+def test_domain_scans_carry_each_candidates_suffix_and_parent_ds(materialized, day):
+    """What the warehouse counts a day's domains by, so that it need not join the candidates."""
+    lake = materialized / "lake"
+    candidates = pl.read_parquet(lake / "candidate_domains" / f"date={day}" / "*.parquet")
+    scans = pl.read_parquet(lake / "domain_scans" / f"date={day}" / "*.parquet")
+    want = candidates.select("name", "suffix", parent_ds=pl.col("ds").list.len() > 0)
+    assert scans.select("name", "suffix", "parent_ds").sort("name").equals(want.sort("name"))
+    assert want["parent_ds"].any() and not want["parent_ds"].all()
+
+
+@pytest.mark.parametrize("day", DAYS, ids=str)
 def test_nameserver_probes_equal_the_truth(materialized, day):
     root = materialized
     truth = [

@@ -74,13 +74,21 @@ def _resolver(survey: SurveySettings, date: dt.date) -> Iterator[tuple[tuple[str
 
 
 def _domain_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
-    return read_partition(survey.lake, "candidate_domains", date).select("name")
+    """The day's candidates, each with what the warehouse counts it by besides its scan: its
+    suffix and whether the parent holds a DS for it."""
+    candidates = read_partition(survey.lake, "candidate_domains", date)
+    return candidates.select("name", "suffix", parent_ds=pl.col("ds").list.len().fill_null(0) > 0)
 
 
 def _scan_domains(targets, resolver, anchors, now) -> pl.DataFrame:
+    """Scan rows carry their candidate's suffix and parent DS, so the warehouse counts a day's
+    domains from its scans without joining them to the candidates again."""
     names = targets["name"].to_list()
     rows = asyncio.run(scan_domains(names, resolver, anchors, now, CLIENT))
-    return pl.DataFrame(rows, schema={**SCHEMA, "mx": pl.List(pl.String)})
+    frame = pl.DataFrame(rows, schema={**SCHEMA, "mx": pl.List(pl.String)})
+    if frame["name"].to_list() != names:  # scan_domains gives one row per name, in order
+        raise RuntimeError("domain scan rows are not the targets in order: cannot carry suffixes")
+    return frame.hstack(targets.select("suffix", "parent_ds"))
 
 
 def _host_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
@@ -176,7 +184,7 @@ domain_scans = sharded_scan(
     scan=_scan_domains,
     description="Every candidate's MX answer with its DNSSEC status (secure, insecure, bogus, "
     "indeterminate) and reasons, validated in-process from the trust anchor, with the records "
-    "and signatures as evidence.",
+    "and signatures as evidence, and the candidate's suffix and parent DS (parent_ds) beside it.",
 )
 
 mx_host_scans = sharded_scan(
