@@ -57,6 +57,50 @@ def test_a_dataset_that_disappears_loses_its_view(tmp_path):
         con.execute("SELECT * FROM lake.domain_scans")
 
 
+def test_domain_counts_from_scans_or_from_the_candidates(tmp_path):
+    """A day is counted from its scans when they carry suffix and parent DS and are the
+    candidates name for name; otherwise (scans of an older schema, no scans, candidates
+    re-imported after the scan) from the candidates joined with their scans, as before."""
+    lake = tmp_path / "lake"
+    days = [DAY + dt.timedelta(days=i) for i in range(4)]
+    ds = ["12345 13 2 AB"]
+    for day in days:
+        names = ["a.ex.", "c.ex."] if day == days[3] else ["a.ex.", "b.ex."]
+        replace_partition(lake, "candidate_domains", day, pl.DataFrame({
+            "name": names, "suffix": ["ex.", "ex."], "ds": [[], ds if names[1] == "b.ex." else []]}))  # fmt: skip
+        replace_partition(lake, "dane_verdicts", day, pl.DataFrame({
+            "kind": ["domain", "domain"], "name": ["a.ex.", "b.ex."],
+            "dane": ["pass" if day == days[0] else "n/a", "n/a"]}))  # fmt: skip
+    scans = pl.DataFrame({
+        "name": ["a.ex.", "b.ex."], "dnssec": ["secure", "bogus"],
+        "reasons": [[], ["rrsig_expired"]], "zone": ["a.ex.", "b.ex."],
+        "mx": [["mx.a.ex."], []], "suffix": ["ex.", "ex."], "parent_ds": [False, True]})  # fmt: skip
+    replace_partition(lake, "domain_scans", days[0], scans)
+    replace_partition(lake, "domain_scans", days[1], scans.drop("suffix", "parent_ds"))  # older
+    replace_partition(lake, "domain_scans", days[3], scans)  # days[2]: not scanned yet
+    con = duckdb.connect()
+    models = {m.name: m for m in load_models()}
+    create_views(con, lake)
+    build_model(con, models["stg_domain_counts"])
+    got = {
+        day: (sorted(r[:-1] for r in rows), {r[-1] for r in rows})
+        for day in days
+        if (rows := con.execute(
+            "SELECT suffix, signed, dnssec, has_mx, dane, reasons, domains, counted_from "
+            "FROM stg_domain_counts WHERE date = ?", [day]).fetchall())
+    }  # fmt: skip
+    secure_a = ("ex.", True, "secure", True, "n/a", [], 1)
+    bogus_b = ("ex.", True, "bogus", False, "n/a", ["rrsig_expired"], 1)
+    unscanned = ("ex.", False, "indeterminate", False, "n/a", [], 1)
+    assert got == {
+        days[0]: (sorted([("ex.", True, "secure", True, "pass", [], 1), bogus_b]), {"scans"}),
+        days[1]: (sorted([secure_a, bogus_b]), {"candidates"}),
+        days[2]: (sorted([unscanned, ("ex.", True, "indeterminate", False, "n/a", [], 1)]),
+                  {"candidates"}),
+        days[3]: (sorted([secure_a, unscanned]), {"candidates"}),  # c.ex. is new, b.ex. gone
+    }  # fmt: skip
+
+
 def _models(tmp_path: Path, files: dict[str, str]) -> Path:
     folder = tmp_path / "models"
     for name, sql in files.items():
