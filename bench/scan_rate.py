@@ -24,7 +24,6 @@ The ratio is per core: one scanner process against one Unbound thread.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import multiprocessing
@@ -43,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from survey_assets import eventloop  # noqa: E402
 from survey_assets.dns.client import ClientSettings  # noqa: E402
 from survey_assets.dns.scan import read_anchor, scan_domains  # noqa: E402
 from survey_assets.lab import unbound  # noqa: E402
@@ -76,7 +76,7 @@ def serve_lab(args: argparse.Namespace) -> None:
 
 
 def _scan(names: list[str], port: int, anchors: list, now: dt.datetime) -> list[dict]:
-    return asyncio.run(scan_domains(names, (RESOLVER, port), anchors, now, SETTINGS))
+    return eventloop.run(scan_domains(names, (RESOLVER, port), anchors, now, SETTINGS))
 
 
 def _shard(names, port, anchors, now, core, barrier, queue) -> None:

@@ -101,6 +101,9 @@ def test_text_of_hostile_names_is_dnspythons():
         ("MX", "10 x\\.y\\032z.Example."),
         ("RRSIG", "MX 13 5 3600 20261122000000 20261029000000 31527 Q\\$.lab-cc. AAEC"),
         ("NSEC", "\\000.lab-cc. A MX RRSIG NSEC TYPE65280"),
+        ("NSEC", "Next.Lab-CC."),  # no types at all
+        ("NSEC3", "1 1 5 C0FFEE 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR NS DS RRSIG"),
+        ("NSEC3", "1 0 0 - 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A TYPE1234"),
         ("TLSA", "3 1 1 " + "ab" * 20),  # a digest of the wrong length: kept (rdata.py)
     ):
         rrset = dns.rrset.from_text(owner, 300, "IN", rdtype, rdata)

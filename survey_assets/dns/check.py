@@ -21,6 +21,7 @@ import dns.message
 import dns.name
 import dns.query
 
+from survey_assets import eventloop
 from survey_assets import reasons as R
 from survey_assets.dane.day import mx_preferences
 from survey_assets.dane.verdict import (
@@ -114,7 +115,7 @@ def check_domain(
                               "primaries": v.primaries}  # fmt: skip
         return result
 
-    return asyncio.run(run())
+    return eventloop.run(run())
 
 
 # --- the TLS part --------------------------------------------------------------------------------

@@ -461,7 +461,11 @@ def _check_nsec3(qname, qtype, nxdomain, nsec3s, zone) -> Verdict:
         return Verdict(R.BOGUS, ["denial_bogus"])
     if not nxdomain:
         if qtype == DS_TYPE and span.flags & 1:
-            return Verdict(R.INSECURE, ["no_ds"])  # an opt-out span: an unsigned delegation
+            # An opt-out span: an unsigned delegation, or nothing. Over a name right below the
+            # apex, with no NSEC3 of its own, the zone holds no data there: whatever the name
+            # answers comes from its own (unsigned) zone.
+            cut = next_closer == qname and encloser == zone
+            return Verdict(R.INSECURE, ["no_ds"], cut=cut)
         return Verdict(R.BOGUS, ["denial_bogus"])
     if covering((b"*", *encloser)) is None:
         return Verdict(R.BOGUS, ["denial_bogus"])

@@ -142,7 +142,7 @@ class Ds(Rdata):
 
 
 class Nsec(Rdata):
-    __slots__ = ("next", "bitmap", "_types")
+    __slots__ = ("next", "next_labels", "bitmap", "_types")
 
     @property
     def types(self) -> frozenset[int]:
@@ -204,8 +204,12 @@ def _check_bitmap(wire: bytes, pos: int, end: int) -> None:
         pos += 2 + length
 
 
-def _lower_wire(labels: tuple) -> bytes:
-    return b"".join(bytes((len(label),)) + label.lower() for label in labels) + b"\x00"
+def _names_wire(wire: bytes, start: int, after: int, labels: tuple) -> bytes:
+    """A name's uncompressed wire form (case kept): the octets as sent when no pointer was
+    followed. Its `.lower()` is the canonical form: length octets (< 64) are not letters."""
+    if after - start == sum(map(len, labels)) + len(labels) + 1:
+        return wire[start:after]
+    return _plain_wire(labels)
 
 
 def _plain_wire(labels: tuple) -> bytes:
@@ -218,22 +222,21 @@ def _read_rdata(rdtype: int, wire: bytes, pos: int, end: int) -> Rdata:
     if rdtype == RRSIG:
         if size < 18:
             raise _Decline
-        signer, after = _name(wire, pos + 18, end, False)
+        signer, after = _name(wire, pos + 18, end, False)  # uncompressed: the octets as sent
         header = wire[pos : pos + 18]
         signature = wire[after:end]
-        rd = Rrsig(RRSIG, header + _plain_wire(signer) + signature,
-                   header + _lower_wire(signer) + signature)  # fmt: skip
+        rd = Rrsig(RRSIG, wire[pos:end], header + wire[pos + 18 : after].lower() + signature)
         (rd.type_covered, rd.algorithm, rd.labels, rd.original_ttl, rd.expiration,
          rd.inception, rd.key_tag) = _RRSIG_HEADER.unpack(header)  # fmt: skip
-        rd.signer, rd.signer_labels = tuple(label.lower() for label in signer), signer
+        rd.signer, rd.signer_labels = tuple(map(bytes.lower, signer)), signer
         rd.signature = signature
         return rd
     if rdtype == NSEC:
         nxt, after = _name(wire, pos, end, False)
         _check_bitmap(wire, after, end)
-        data = _plain_wire(nxt) + wire[after:end]
+        data = wire[pos:end]
         rd = Nsec(NSEC, data, data)
-        rd.next = tuple(label.lower() for label in nxt)
+        rd.next, rd.next_labels = tuple(map(bytes.lower, nxt)), nxt
         rd.bitmap, rd._types = wire[after:end], None
         return rd
     if rdtype == NSEC3:
@@ -285,23 +288,23 @@ def _read_rdata(rdtype: int, wire: bytes, pos: int, end: int) -> Rdata:
         target, after = _name(wire, pos + 2, end, True)
         if after != end:
             raise _Decline
-        pref = wire[pos : pos + 2]
-        return Rdata(MX, pref + _plain_wire(target), pref + _lower_wire(target))
+        pref, exchange = wire[pos : pos + 2], _names_wire(wire, pos + 2, after, target)
+        return Rdata(MX, pref + exchange, pref + exchange.lower())
     if rdtype in (NS, CNAME, PTR):
         target, after = _name(wire, pos, end, True)
         if after != end:
             raise _Decline
-        rd = Cname(rdtype, _plain_wire(target), _lower_wire(target))
-        rd.target = tuple(label.lower() for label in target)
+        data = _names_wire(wire, pos, after, target)
+        rd = Cname(rdtype, data, data.lower())
+        rd.target = tuple(map(bytes.lower, target))
         return rd
     if rdtype == SOA:
-        mname, after = _name(wire, pos, end, True)
-        rname, after = _name(wire, after, end, True)
+        mname, middle = _name(wire, pos, end, True)
+        rname, after = _name(wire, middle, end, True)
         if end - after != 20:
             raise _Decline
-        rest = wire[after:end]
-        return Rdata(SOA, _plain_wire(mname) + _plain_wire(rname) + rest,
-                     _lower_wire(mname) + _lower_wire(rname) + rest)  # fmt: skip
+        names = _names_wire(wire, pos, middle, mname) + _names_wire(wire, middle, after, rname)
+        return Rdata(SOA, names + wire[after:end], names.lower() + wire[after:end])
     if rdtype == TLSA:  # the survey's lenient TLSA: any association data after 3 octets
         if size < 3:
             raise _Decline
@@ -357,6 +360,7 @@ _LABEL_TEXT: dict[bytes, str] = {}
 _RDATA_TEXT: dict[tuple[int, bytes], str] = {}
 _TYPE_TEXT: dict[int, str] = {}
 _SIGTIME: dict[int, str] = {}
+_BITMAP_TEXT: dict[bytes, str] = {}
 
 
 def _label_text(label: bytes) -> str:
@@ -398,15 +402,33 @@ def _sigtime(when: int) -> str:
     return text
 
 
+def _bitmap_text(bitmap: bytes) -> str:
+    """dnspython's Bitmap.to_text: each type, ascending, after a space."""
+    text = _BITMAP_TEXT.get(bitmap)
+    if text is None:
+        text = "".join(" " + _type_text(t) for t in sorted(_types(bitmap)))
+        if len(_BITMAP_TEXT) > 10_000:
+            _BITMAP_TEXT.clear()
+        _BITMAP_TEXT[bitmap] = text
+    return text
+
+
 def _rdata_text(rdtype: int, rd: Rdata) -> str:
-    """A record's data as dnspython writes it: RRSIG written here (each is new), the others by
-    dnspython once per distinct record (the same MX hosts serve thousands of domains)."""
-    if rdtype == RRSIG:
+    """A record's data as dnspython writes it: RRSIG, NSEC and NSEC3 written here (each answer
+    brings new ones), the others by dnspython once per distinct record (the same MX hosts and
+    SOA records serve thousands of domains)."""
+    if rdtype == RRSIG and isinstance(rd, Rrsig):
         signature = base64.b64encode(rd.signature)
         chunks = b" ".join([signature[i : i + 32] for i in range(0, len(signature), 32)])
         return (f"{_type_text(rd.type_covered)} {rd.algorithm} {rd.labels} {rd.original_ttl} "
                 f"{_sigtime(rd.expiration)} {_sigtime(rd.inception)} {rd.key_tag} "
                 f"{name_text(rd.signer_labels)} {chunks.decode()}")  # fmt: skip
+    if rdtype == NSEC3 and isinstance(rd, Nsec3):
+        following = base64.b32hexencode(rd.next).lower().decode().rstrip("=")
+        return (f"{rd.algorithm} {rd.flags} {rd.iterations} {rd.salt.hex() or '-'} "
+                f"{following}{_bitmap_text(rd.bitmap)}")  # fmt: skip
+    if rdtype == NSEC and isinstance(rd, Nsec):
+        return name_text(rd.next_labels) + _bitmap_text(rd.bitmap)
     key = (rdtype, rd.wire)
     text = _RDATA_TEXT.get(key)
     if text is None:
@@ -461,7 +483,7 @@ def _parse(wire: bytes) -> View:
         if pos + 4 > n:
             raise _Decline
         qtype, qclass = _H.unpack_from(wire, pos)[0], _H.unpack_from(wire, pos + 2)[0]
-        view.question.append((tuple(label.lower() for label in labels), qtype, qclass))
+        view.question.append((tuple(map(bytes.lower, labels)), qtype, qclass))
         pos += 4
     for section, count in ((view.answer, ancount), (view.authority, nscount),
                            (view.additional, arcount)):  # fmt: skip
@@ -488,7 +510,7 @@ def _parse(wire: bytes) -> View:
             pos = end
             if ttl > 0x7FFFFFFF:
                 ttl = 0
-            name = tuple(label.lower() for label in owner)
+            name = tuple(map(bytes.lower, owner))
             covers = rd.type_covered if rdtype == RRSIG else 0
             key = (name, rdtype, covers)
             rrset = index.get(key)

@@ -22,6 +22,7 @@ from typing import Any
 import dns.dnssec
 import dns.name
 
+from survey_assets import eventloop
 from survey_assets.lab import world as W
 from survey_assets.lab.authority import LabData
 from survey_assets.lab.dnsserver import DnsLab
@@ -145,7 +146,7 @@ class Lab:
         self._write_files()
         ready = threading.Event()
         failure: list[BaseException] = []
-        self._loop = _new_loop()
+        self._loop = eventloop.new_loop()
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
@@ -222,15 +223,6 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:  # uvloop is a speed-up, not a requirement
-        return asyncio.new_event_loop()
 
 
 def info_line(lab: Lab) -> str:

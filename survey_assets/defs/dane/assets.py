@@ -1,6 +1,5 @@
 """STARTTLS captures and DANE verdicts: the TLS layer of the survey."""
 
-import asyncio
 import contextlib
 import datetime as dt
 from collections import Counter
@@ -8,6 +7,7 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
+from survey_assets import eventloop
 from survey_assets.dane.day import capture_frame, verdicts
 from survey_assets.defs.constants import (
     CERTIFICATE_CAPTURES,
@@ -63,9 +63,9 @@ def certificate_captures(
         resolver, port = survey.resolver_address, survey.lab_smtp_port
         if lab is not None:  # started here: its ports are the settings' (or its own)
             resolver, port = (lab.info.resolver, lab.info.dns_port), lab.info.smtp_port
-        addresses = asyncio.run(addresses_of(names, resolver))
+        addresses = eventloop.run(addresses_of(names, resolver))
         settings = _capture_settings(survey, port)
-        captures = asyncio.run(capture_all(targets_of(addresses, providers), settings))
+        captures = eventloop.run(capture_all(targets_of(addresses, providers), settings))
     frame = capture_frame(captures, [h for h, found in addresses.items() if not found])
     path = replace_partition(survey.lake, CERTIFICATE_CAPTURES_DATASET, date, frame)
     reasons = Counter(r or "ok" for r in frame["reason"].to_list())

@@ -7,7 +7,6 @@ partition at once. The multiprocess executor runs the shards side by side, a sha
 is retried (or re-executed from failure) alone, and readers never see two runs mixed.
 """
 
-import asyncio
 import contextlib
 import datetime as dt
 from collections import Counter
@@ -17,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from survey_assets import eventloop
 from survey_assets.defs.constants import (
     CANDIDATE_DOMAINS,
     DAILY,
@@ -84,7 +84,7 @@ def _scan_domains(targets, resolver, anchors, now) -> pl.DataFrame:
     """Scan rows carry their candidate's suffix and parent DS, so the warehouse counts a day's
     domains from its scans without joining them to the candidates again."""
     names = targets["name"].to_list()
-    rows = asyncio.run(scan_domains(names, resolver, anchors, now, CLIENT))
+    rows = eventloop.run(scan_domains(names, resolver, anchors, now, CLIENT))
     frame = pl.DataFrame(rows, schema={**SCHEMA, "mx": pl.List(pl.String)})
     if frame["name"].to_list() != names:  # scan_domains gives one row per name, in order
         raise RuntimeError("domain scan rows are not the targets in order: cannot carry suffixes")
@@ -103,7 +103,7 @@ def _host_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
 
 
 def _scan_hosts(targets, resolver, anchors, now) -> pl.DataFrame:
-    rows = asyncio.run(scan_hosts(targets["name"].to_list(), resolver, anchors, now, CLIENT))
+    rows = eventloop.run(scan_hosts(targets["name"].to_list(), resolver, anchors, now, CLIENT))
     frame = pl.DataFrame(rows, schema={**SCHEMA, "tlsa": pl.List(pl.String)})
     return frame.with_columns(domains=targets["domains"])
 
@@ -228,7 +228,7 @@ def nameserver_probes(
             return await probes.probe_all(found, port, client)
 
     with survey.lab_serving(date) if survey.lab else contextlib.nullcontext():
-        rows = asyncio.run(run())
+        rows = eventloop.run(run())
     frame = pl.DataFrame(rows, schema={"name": pl.String, "address": pl.String, "zone": pl.String,
                                        "serial": pl.Int64, "reasons": pl.List(pl.String)})  # fmt: skip
     path = replace_partition(survey.lake, NAMESERVER_PROBES_DATASET, date, frame)
