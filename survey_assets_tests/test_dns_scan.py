@@ -53,6 +53,21 @@ def test_records_equal_the_truth(scanned):
     assert [t["tlsa_count"] for t in truth] == [len(r["tlsa"]) for r in rows]
 
 
+def test_zones_are_the_delegations(scanned):
+    """Every lab domain is delegated by its TLD, so an answer at the name is its own zone's, and
+    a name that is not delegated today is denied by the TLD: the zone a row records is found by
+    the scan (from the resolver's SOA, or the parent's denial of a DS), so this checks it."""
+    truth, rows = scanned["domain"]
+    wrong = [
+        (t["name"], t["reasons"], r["zone"])
+        for t, r in zip(truth, rows, strict=True)
+        if r["dnssec"] != "indeterminate"
+        and r["zone"] != (f"{t['tld']}." if "nxdomain" in t["reasons"] else t["name"])
+    ]
+    assert not wrong, wrong[:15]
+    assert any(t["tld"] == "lab-optout" and not t["signed"] for t in truth)  # opt-out spans
+
+
 def test_bad_trust_anchor_names_the_line():
     with pytest.raises(ValueError, match="line 1"):
         read_anchor("example. IN DS 1 8 2 00")

@@ -89,10 +89,6 @@ def _is_sub(name: tuple, ancestor: tuple) -> bool:
     return len(name) >= len(ancestor) and name[len(name) - len(ancestor) :] == ancestor
 
 
-def _text(labels: tuple) -> str:
-    return dns.name.Name((*labels, b"")).to_text()
-
-
 class ChainValidator:
     """Validates answers from a resolver against a trust anchor, caching each zone's keys."""
 
@@ -237,7 +233,7 @@ class ChainValidator:
                         labels = hint_labels
                     if zone != q:
                         keys = None
-            result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=_text(labels),
+            result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=W.name_text(labels),
                             records=[target.to_text()], signatures=[sigs.to_text()] if sigs else [])  # fmt: skip
             if keys is None:
                 keys = await self.keys(zone)
@@ -251,7 +247,7 @@ class ChainValidator:
         zone, labels = (soa.name, soa.owner) if soa is not None else (hint, hint_labels)
         if not _is_sub(q, zone):
             zone, labels = hint, hint_labels
-        result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=_text(labels),
+        result = Result(qname, qtype, R.SECURE, rcode=rcode, zone=W.name_text(labels),
                         records=[r.to_text() for r in view.authority])  # fmt: skip
         keys = await self.keys(zone)
         facts = ["nxdomain"] if rcode == dns.rcode.NXDOMAIN else []
