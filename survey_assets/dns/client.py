@@ -186,6 +186,8 @@ def spent() -> int:
 
 
 _T = TypeVar("_T")
+# Header flags as plain ints: dnspython's Flag enums cost a call per operation on the hot path.
+_TC, _RD, _CD = int(dns.flags.TC), int(dns.flags.RD), int(dns.flags.CD)
 
 
 class _Reply:
@@ -243,7 +245,7 @@ def _classify(entry: _Pending, data: bytes) -> _Reply | None:
         return _Reply(data, None, truncated=truncated)
     if not W.is_response(view, entry.id, entry.question):
         return None
-    return _Reply(data, view, message, truncated=bool(view.flags & dns.flags.TC))
+    return _Reply(data, view, message, truncated=bool(view.flags & _TC))
 
 
 class _Bucket:
@@ -444,7 +446,7 @@ class DnsClient:
         attempts, fallback, use_edns = 0, False, edns
         error, wire, sent = TIMEOUT, None, None
         host, port = targets[0]
-        flags = (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0)
+        flags = (_RD if rd else 0) | (_CD if cd else 0)
 
         def done(view=None, wire=None, transport="udp", error=None, message=None) -> Answer:
             return Answer(name, rdtype, f"{host}@{port}", view, wire, transport, error,

@@ -48,6 +48,7 @@ _HEADER = struct.Struct("!6H")
 _RR = struct.Struct("!HHIH")
 _H = struct.Struct("!H")
 _RRSIG_HEADER = struct.Struct("!HBBIIIH")
+_QR = int(dns.flags.QR)
 
 
 class _Decline(Exception):
@@ -587,7 +588,7 @@ def query_wire(
 
 def is_response(view: View, id_: int, question: tuple[Name, int, int]) -> bool:
     """dnspython's Message.is_response for a QUERY with one question."""
-    if not view.flags & dns.flags.QR or view.id != id_ or (view.flags >> 11) & 0xF:
+    if not view.flags & _QR or view.id != id_ or (view.flags >> 11) & 0xF:
         return False
     if view.rcode in (1, 2, 4, 5) and not view.question:
         return True
