@@ -78,27 +78,36 @@ def test_domain_counts_from_scans_or_from_the_candidates(tmp_path):
     replace_partition(lake, "domain_scans", days[0], scans)
     replace_partition(lake, "domain_scans", days[1], scans.drop("suffix", "parent_ds"))  # older
     replace_partition(lake, "domain_scans", days[3], scans)  # days[2]: not scanned yet
-    con = duckdb.connect()
-    models = {m.name: m for m in load_models()}
-    create_views(con, lake)
-    build_model(con, models["stg_domain_counts"])
-    got = {
-        day: (sorted(r[:-1] for r in rows), {r[-1] for r in rows})
-        for day in days
-        if (rows := con.execute(
-            "SELECT suffix, signed, dnssec, has_mx, dane, reasons, domains, counted_from "
-            "FROM stg_domain_counts WHERE date = ?", [day]).fetchall())
-    }  # fmt: skip
     secure_a = ("ex.", True, "secure", True, "n/a", [], 1)
     bogus_b = ("ex.", True, "bogus", False, "n/a", ["rrsig_expired"], 1)
     unscanned = ("ex.", False, "indeterminate", False, "n/a", [], 1)
-    assert got == {
-        days[0]: (sorted([("ex.", True, "secure", True, "pass", [], 1), bogus_b]), {"scans"}),
-        days[1]: (sorted([secure_a, bogus_b]), {"candidates"}),
-        days[2]: (sorted([unscanned, ("ex.", True, "indeterminate", False, "n/a", [], 1)]),
-                  {"candidates"}),
-        days[3]: (sorted([secure_a, unscanned]), {"candidates"}),  # c.ex. is new, b.ex. gone
-    }  # fmt: skip
+    want = {
+        days[0]: sorted([("ex.", True, "secure", True, "pass", [], 1), bogus_b]),
+        days[1]: sorted([secure_a, bogus_b]),
+        days[2]: sorted([unscanned, ("ex.", True, "indeterminate", False, "n/a", [], 1)]),
+        days[3]: sorted([secure_a, unscanned]),  # c.ex. is new, b.ex. gone
+    }
+    counted = {day: "scans" if day == days[0] else "candidates" for day in days}
+    assert _domain_counts(lake, days) == (want, counted)
+    # A lake whose scans are all older has no suffix or parent_ds column at all.
+    for day in (days[0], days[3]):
+        replace_partition(lake, "domain_scans", day, scans.drop("suffix", "parent_ds"))
+    assert _domain_counts(lake, days) == (want, dict.fromkeys(days, "candidates"))
+
+
+def _domain_counts(lake: Path, days: list[dt.date]) -> tuple[dict, dict]:
+    """stg_domain_counts built on `lake`: each day's rows, and where the day was counted from."""
+    con = duckdb.connect()
+    create_views(con, lake)
+    build_model(con, {m.name: m for m in load_models()}["stg_domain_counts"])
+    rows, counted = {}, {}
+    for day in days:
+        found = con.execute(
+            "SELECT suffix, signed, dnssec, has_mx, dane, reasons, domains, counted_from "
+            "FROM stg_domain_counts WHERE date = ?", [day]).fetchall()  # fmt: skip
+        rows[day] = sorted(r[:-1] for r in found)
+        (counted[day],) = {r[-1] for r in found}
+    return rows, counted
 
 
 def _models(tmp_path: Path, files: dict[str, str]) -> Path:

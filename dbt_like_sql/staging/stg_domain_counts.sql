@@ -14,7 +14,11 @@ scanned AS (
            coalesce(s.dnssec, 'indeterminate') AS dnssec, coalesce(len(s.mx) > 0, false) AS has_mx,
            coalesce(d.dane, 'n/a') AS dane, coalesce(s.reasons, []) AS reasons,
            count(*) AS domains, sum(hash(s.name)) AS names
-    FROM lake.domain_scans AS s
+    FROM (  -- a lake of older scans only has no such columns: NULL, as in older partitions
+        SELECT * FROM lake.domain_scans
+        UNION ALL BY NAME
+        SELECT NULL::VARCHAR AS suffix, NULL::BOOLEAN AS parent_ds WHERE false
+    ) AS s
     LEFT JOIN dane AS d ON d.date = s.date AND d.name = s.name
     GROUP BY ALL
 ),
