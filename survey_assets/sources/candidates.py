@@ -3,25 +3,70 @@ DS and glue from the zones that delegate it, and when each source first and last
 
 A day uses the newest successful import of each feed (a source's file or zone) on or before that
 day, so a weekly list keeps counting between publications and a damaged file falls back to the
-previous day's copy. All of it is one DuckDB query over the lake's Parquet files.
+previous day's copy.
+
+The work is done in three steps, in bounded memory whatever the size of the zones:
+
+1. One DuckDB query turns the feeds' RRsets into *sightings*, each keyed by a name: a zone's NS
+   sets, marked with whether the owner is delegated directly below a public suffix (joins with
+   the small suffix tables), a list's names at their registrable domain, DS sets, glue (keyed by
+   the names one and two labels above it), and the previous day's provenance (the day each
+   source first listed the name). Nothing is grouped or sorted: the rows stream out in batches.
+2. The batches are cut by a hash of the name into buckets of about BUCKET_ROWS rows, kept in
+   scratch Arrow files (in memory when one bucket holds the day).
+3. Each bucket is sorted by (hash, name), so a name's sightings lie together, and merged by
+   polars into one row per candidate: one part file per bucket. The import keeps RRsets, so a
+   delegation is one NS row and most names need no more than copying their sets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
+import shutil
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.name
 import duckdb
+import polars as pl
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
-from survey_assets.lake.parquet import partition_dir
+from survey_assets.lake.parquet import partition_dir, publish_parts, staging_dir
 from survey_assets.sources import suffixes
 from survey_assets.sources.importer import IMPORTS_DATASET, RAW_DATASET
+from survey_assets.sources.records import RRSET_SEPARATOR
 
 DATASET = "candidate_domains"
 LIST_LEVELS = 4  # a listed name may sit this many labels below its registrable domain
-BUCKET = 1_000_000  # candidate names written per part file
+BUCKET_ROWS = 500_000  # sightings merged in memory at a time
+BATCH_ROWS = 500_000  # sightings per batch out of DuckDB
+SAMPLE = 10
+
+# What a sighting of a name is (column `k`).
+NS, LISTED, DS, GLUE, EARLIER = 0, 1, 2, 3, 4
+
+PROVENANCE = pl.Struct({"source": pl.String, "first_seen": pl.Date, "last_seen": pl.Date})
+SCHEMA = {
+    "name": pl.String,
+    "suffix": pl.String,
+    "tld": pl.String,
+    "ns": pl.List(pl.String),
+    "ds": pl.List(pl.String),
+    "glue": pl.List(pl.String),
+    "sources": pl.List(pl.String),
+    "first_seen": pl.Date,
+    "last_seen": pl.Date,
+    "provenance": pl.List(PROVENANCE),
+}
+_NO_NAMES = pl.lit([], dtype=pl.List(pl.String))
 
 
 @dataclass
@@ -71,27 +116,443 @@ def discard(con: duckdb.DuckDBPyConnection) -> None:
             path.unlink(missing_ok=True)
 
 
-def _glob(lake: Path, dataset: str, depth: int) -> str:
-    return str(lake / dataset / "/".join(["*"] * depth) / "*.parquet")
+# --- step 1: sightings (DuckDB) -------------------------------------------------------------
 
 
-def _suffix_flags(relation: str, column: str) -> str:
-    """SQL adding `<column>_suffix` (is `column` a public suffix?) to a relation by joins."""
+def _flagged(relation: str) -> str:
+    """`relation` (with a `name` column) plus `suffix` (the name's parent) and `cand`: is the
+    name delegated directly below a public suffix (its parent is one, and it is not)?"""
     return f"""
-        SELECT r.*, is_suffix(r.{column}, e.name IS NOT NULL, w.name IS NOT NULL, x.name IS NOT NULL)
-               AS {column}_suffix
-        FROM {relation} r
-        LEFT JOIN psl_exact e ON e.name = r.{column}
-        LEFT JOIN psl_wild w ON w.name = dns_parent(r.{column})
-        LEFT JOIN psl_exception x ON x.name = r.{column}
+        SELECT r.*, r.parent AS suffix,
+               is_suffix(r.parent, coalesce(p.exact, false), coalesce(g.wild, false),
+                         coalesce(p.exception, false))
+               AND NOT is_suffix(r.name, coalesce(n.exact, false), coalesce(p.wild, false),
+                                 coalesce(n.exception, false)) AS cand
+        FROM (SELECT *, dns_parent(name) AS parent FROM ({relation})) r
+        LEFT JOIN psl_all p ON p.name = r.parent
+        LEFT JOIN psl_all g ON g.name = dns_parent(r.parent)
+        LEFT JOIN psl_all n ON n.name = r.name
     """
+
+
+# NS targets in lower case; a set that had capitals is sorted and made distinct again.
+NS_SET = """CASE WHEN lower(rdata) = rdata THEN rdata ELSE array_to_string(
+    list_sort(list_distinct(string_split(lower(rdata), chr(10)))), chr(10)) END"""
+
+
+def _zone_sightings(feed_rows: str) -> str:
+    """(k, name, source, day, data, suffix, cand) from zones: NS sets (not the apex's), DS
+    sets, and glue keyed by the names one and two labels up (only where that is a candidate)."""
+    glue = (
+        "owner || ' ' || upper(rtype) || ' ' || "
+        "replace(rdata, chr(10), chr(10) || owner || ' ' || upper(rtype) || ' ')"
+    )
+    records = f"""
+        SELECT {NS} AS k, owner AS name, source, imported AS day, {NS_SET} AS data
+        FROM {feed_rows} WHERE kind <> 'list' AND rtype = 'ns' AND owner <> zone
+        UNION ALL
+        SELECT {DS}, owner, NULL, NULL, rdata
+        FROM {feed_rows} WHERE kind <> 'list' AND rtype = 'ds'
+        UNION ALL
+        SELECT {GLUE}, dns_parent(owner), NULL, NULL, {glue}
+        FROM {feed_rows} WHERE kind <> 'list' AND rtype IN ('a', 'aaaa')
+        UNION ALL
+        SELECT {GLUE}, dns_parent(dns_parent(owner)), NULL, NULL, {glue}
+        FROM {feed_rows} WHERE kind <> 'list' AND rtype IN ('a', 'aaaa')
+    """
+    return f"SELECT * FROM ({_flagged(records)}) WHERE k <> {GLUE} OR cand"
+
+
+def _list_sightings(feed_rows: str) -> str:
+    """(name, source, day, suffix) from lists: a listed name's registrable ancestor, the
+    nearest one that sits directly below a public suffix (up to LIST_LEVELS labels up)."""
+    levels = " UNION ALL ".join(
+        f"SELECT source, imported AS day, owner, {k} AS level, "
+        + ("owner" if k == 0 else "dns_parent(" * k + "owner" + ")" * k)
+        + f" AS name FROM {feed_rows} WHERE kind = 'list'"
+        for k in range(LIST_LEVELS)
+    )
+    return f"""
+        SELECT name, source, day, suffix
+        FROM ({_flagged(f"SELECT * FROM ({levels}) WHERE name <> ''")})
+        WHERE cand
+        QUALIFY level = min(level) OVER (PARTITION BY source, owner)
+    """
+
+
+def _sightings(today: str, earlier: str | None) -> str:
+    """Every sighting of the day, in the columns the merge reads: k, name, cand, suffix, source,
+    day (a sighting's import, or an earlier sighting's first day), last (the previous day's
+    last_seen of the name) and data (the RRset)."""
+    parts = [
+        f"""SELECT k::UTINYINT AS k, name, cand, suffix, source, day, NULL::DATE AS last, data
+            FROM ({_zone_sightings(today)})""",
+        f"""SELECT {LISTED}::UTINYINT, name, true, suffix, source, day, NULL::DATE, NULL::VARCHAR
+            FROM ({_list_sightings(today)})""",
+    ]
+    if earlier is not None:
+        parts.append(earlier)
+    return "\nUNION ALL\n".join(parts)
+
+
+def _earlier_from_history(history: str) -> str:
+    """A cold start (no previous day): each name's first day per source, from every import."""
+    return f"""
+        SELECT {EARLIER}::UTINYINT, name, NULL::BOOLEAN, NULL::VARCHAR, source, min(day),
+               NULL::DATE, NULL::VARCHAR
+        FROM (SELECT name, source, day FROM ({_zone_sightings(history)}) WHERE k = {NS} AND cand
+              UNION ALL SELECT name, source, day FROM ({_list_sightings(history)}))
+        GROUP BY name, source
+    """
+
+
+def _earlier_from_previous_day(files: list[Path]) -> str:
+    return f"""
+        SELECT {EARLIER}::UTINYINT, name, NULL::BOOLEAN, NULL::VARCHAR, p.source, p.first_seen,
+               last_seen, NULL::VARCHAR
+        FROM (SELECT name, last_seen, unnest(provenance) AS p
+              FROM read_parquet({[str(f) for f in files]}))
+    """
+
+
+def _feed_rows(
+    con: duckdb.DuckDBPyConnection, lake: Path, view: str, feeds: list[tuple]
+) -> tuple[str, int]:
+    """A view of the RRsets of `feeds` ((source, zone, kind, date) each) and its row count."""
+    files = [
+        str(f)
+        for source, zone, _, date in feeds
+        for f in sorted(
+            (lake / RAW_DATASET / f"date={date}" / f"source={source}" / f"zone={zone}").glob(
+                "*.parquet"
+            )
+        )
+    ]
+    if not files:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW {view} AS
+            SELECT NULL::VARCHAR AS owner, NULL::VARCHAR AS rtype, NULL::VARCHAR AS rdata,
+                   NULL::VARCHAR AS source, NULL::VARCHAR AS zone, NULL::VARCHAR AS kind,
+                   NULL::DATE AS imported LIMIT 0
+        """)
+        return view, 0
+    feeds_table = f"{view}_feeds"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {feeds_table}
+            (source VARCHAR, zone VARCHAR, kind VARCHAR, imported DATE)
+    """)
+    con.executemany(f"INSERT INTO {feeds_table} VALUES (?, ?, ?, ?)", [list(f) for f in feeds])
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {view} AS
+        SELECT r.owner, r.rtype, r.rdata, r.source, r.zone, f.kind, f.imported
+        FROM read_parquet({files}, hive_partitioning = true,
+                          hive_types = {{'date': DATE, 'source': VARCHAR, 'zone': VARCHAR}}) r
+        JOIN {feeds_table} f ON f.source = r.source AND f.zone = r.zone AND f.imported = r.date
+    """)
+    rows = _value(con, f"SELECT count(*) FROM read_parquet({files})")
+    return view, rows
+
+
+def name_hash(names: pl.Expr) -> pl.Expr:
+    """A name's 64-bit hash: its bucket, and its key in the merge (checked against the name).
+    polars keeps it stable within a version; the previous day's parts are checked to have been
+    cut with the same one before they are read as buckets."""
+    return names.hash()
+
+
+# --- step 2: buckets ------------------------------------------------------------------------
+
+
+class _Buckets:
+    """Sightings cut by a hash of the name: scratch Arrow files, or memory for one bucket."""
+
+    def __init__(self, folder: Path, count: int) -> None:
+        self.folder, self.count = folder, count
+        self.writers: dict[int, ipc.RecordBatchFileWriter] = {}
+        self.frames: list[pl.DataFrame] = []
+
+    def add(self, frame: pl.DataFrame) -> None:
+        frame = frame.with_columns(h=name_hash(pl.col("name")))
+        if self.count == 1:
+            self.frames.append(frame)
+            return
+        bucket = (pl.col("h") % self.count).cast(pl.UInt32).alias("bucket")
+        for (index,), part in (
+            frame.with_columns(bucket)
+            .partition_by("bucket", as_dict=True, include_key=False)
+            .items()
+        ):
+            table = part.to_arrow()
+            if index not in self.writers:  # uncompressed: lz4 would cost a tenth more time
+                self.writers[index] = ipc.new_file(self._path(index), table.schema)
+            self.writers[index].write_table(table)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    def take(self, index: int) -> pl.DataFrame | None:
+        """A bucket's sightings (once: its scratch file is removed)."""
+        if self.count == 1:
+            frames, self.frames = self.frames, []
+            return pl.concat(frames) if frames else None
+        if index not in self.writers:
+            return None
+        path = self._path(index)
+        with ipc.open_file(path) as reader:
+            frame = pl.from_arrow(reader.read_all())
+        path.unlink()
+        return frame
+
+    def _path(self, index: int) -> Path:
+        return self.folder / f"bucket-{index:05d}.arrow"
+
+
+# --- step 3: merge (polars) -----------------------------------------------------------------
+
+
+@dataclass
+class _Counts:
+    """What the report sums over buckets."""
+
+    rows: int = 0
+    per_suffix: Counter = field(default_factory=Counter)
+    per_source: Counter = field(default_factory=Counter)
+    added: int = 0
+    added_sample: list[str] = field(default_factory=list)
+    removed: int = 0
+    removed_sample: list[tuple[str, str]] = field(default_factory=list)
+    ds_without_ns: int = 0
+    ns_not_below_suffix: int = 0
+
+    def add(self, other: _Counts) -> None:
+        self.rows += other.rows
+        self.per_suffix.update(other.per_suffix)
+        self.per_source.update(other.per_source)
+        self.added += other.added
+        self.removed += other.removed
+        self.added_sample = sorted(self.added_sample + other.added_sample)[:SAMPLE]
+        self.removed_sample = sorted(self.removed_sample + other.removed_sample)[:SAMPLE]
+        self.ds_without_ns += other.ds_without_ns
+        self.ns_not_below_suffix += other.ns_not_below_suffix
+
+
+class _Collision(Exception):
+    """Two names of a bucket share a hash: merge that bucket by name instead."""
+
+
+def merge_bucket(
+    sightings: pl.DataFrame,
+    earlier: pl.DataFrame | None,
+    counts: _Counts,
+    previous_day: bool,
+    key: str = "h",
+) -> pl.DataFrame:
+    """One row per candidate among a bucket's sightings, in the order of the names' hashes.
+
+    `earlier` holds each name's first day per source so far (h, name, source, p_first, and
+    p_last: the previous day's last_seen of the name), or is None on the first day;
+    `previous_day` says it is the previous day's (so that names added and removed are counted).
+    Rows are matched by `key`, the names' hash, and checked to be the same name.
+    """
+    f, k, cand = sightings, pl.col("k"), pl.col("cand")
+    keys = [key] if key == "name" else [key, "name"]
+    seen = (
+        f.filter(((k == NS) | (k == LISTED)) & cand)
+        .select(*keys, "suffix", "source", last="day", ns="data")
+        .sort(key)
+    )
+    ds = f.filter(k == DS).select(*keys, ds="data")
+    with_ns = f.filter(k == NS).select(*keys, "cand")
+    counts.ns_not_below_suffix += with_ns.filter(~cand)["name"].n_unique()
+    counts.ds_without_ns += ds.filter(~pl.col(key).is_in(with_ns[key].implode()))["name"].n_unique()
+    if previous_day and earlier is not None:
+        _count_changes(seen, earlier, key, counts)
+    # Names seen once, with at most one DS set and one earlier source (nearly all), are copied;
+    # the others (several sources, a set cut in two) are merged by name in _merge_slowly.
+    slow = pl.concat(
+        [_repeated(seen, key, is_sorted=True), _repeated(ds, key)]
+        + ([_repeated(earlier, key)] if earlier is not None else [])
+    ).unique()
+    quick = seen.filter(~pl.col(key).is_in(slow.implode())) if slow.len() else seen
+    quick = quick.join(
+        ds.rename({"name": "ds_name"}) if key != "name" else ds,
+        on=key,
+        how="left",
+        maintain_order="left",
+    )
+    first = pl.col("last")
+    if earlier is not None:
+        quick = quick.join(
+            earlier.select(*keys, p_src="source", p_first="p_first").rename(
+                {"name": "e_name"} if key != "name" else {}
+            ),
+            on=key,
+            how="left",
+            maintain_order="left",
+        )
+        first = pl.when(pl.col("p_src") == pl.col("source")).then("p_first").otherwise("last")
+    if key != "name":
+        _check_same_names(quick, ["ds_name"] + (["e_name"] if earlier is not None else []))
+    quick = quick.select(
+        *keys,
+        "suffix",
+        ns=pl.col("ns").str.split(RRSET_SEPARATOR).fill_null(_NO_NAMES),
+        ds=pl.col("ds").str.split(RRSET_SEPARATOR).fill_null(_NO_NAMES),
+        sources=pl.concat_list("source"),
+        first_seen=first,
+        last_seen="last",
+        provenance=pl.concat_list(pl.struct(source="source", first_seen=first, last_seen="last")),
+    )
+    if slow.len():
+        picked = pl.col(key).is_in(slow.implode())
+        slowly = _merge_slowly(
+            seen.filter(picked),
+            ds.filter(picked),
+            earlier.filter(picked) if earlier is not None else None,
+            key,
+        )
+        quick = pl.concat(
+            [quick, slowly.select(quick.columns)]
+        )  # after the others: still one order
+    rows = _with_glue(quick, f.filter(k == GLUE).select(*keys, glue="data"), key)
+    rows = rows.with_columns(tld=_tlds(rows["suffix"])).select(list(SCHEMA))
+    counts.rows += rows.height
+    counts.per_suffix.update(dict(rows["suffix"].value_counts().iter_rows()))
+    counts.per_source.update(
+        dict(rows.select(pl.col("sources").explode())["sources"].value_counts().iter_rows())
+    )
+    return rows
+
+
+def _repeated(frame: pl.DataFrame, key: str, is_sorted: bool = False) -> pl.Series:
+    """The keys that `frame` holds more than once."""
+    if is_sorted:
+        if not frame.select((pl.col(key) == pl.col(key).shift()).any()).item():
+            return frame[key].clear()
+    elif frame[key].n_unique() == frame.height:
+        return frame[key].clear()
+    return frame.filter(pl.col(key).is_duplicated())[key].unique()
+
+
+def _check_same_names(frame: pl.DataFrame, columns: list[str]) -> None:
+    for column in columns:
+        if not frame.select(
+            (pl.col(column).is_null() | (pl.col(column) == pl.col("name"))).all()
+        ).item():
+            raise _Collision
+
+
+def _count_changes(seen: pl.DataFrame, earlier: pl.DataFrame, key: str, counts: _Counts) -> None:
+    """Names added since the previous day and names gone, with samples."""
+    added = seen.filter(~pl.col(key).is_in(earlier[key].implode())).unique(key)
+    removed = earlier.filter(~pl.col(key).is_in(seen[key].implode())).unique(key)
+    counts.added += added.height
+    counts.removed += removed.height
+    sample = added.select(pl.col("name").bottom_k(SAMPLE))["name"].to_list()
+    counts.added_sample = sorted(counts.added_sample + sample)[:SAMPLE]
+    pairs = [
+        (n, str(d))
+        for n, d in removed.bottom_k(SAMPLE, by="name").select("name", "p_last").iter_rows()
+    ]
+    counts.removed_sample = sorted(counts.removed_sample + pairs)[:SAMPLE]
+
+
+def _merge_slowly(
+    seen: pl.DataFrame, ds: pl.DataFrame, earlier: pl.DataFrame | None, key: str
+) -> pl.DataFrame:
+    """Names seen by several sources, or with an NS or DS set cut in two, or earlier seen by
+    several sources: sets merged, provenance per source. Matched by name (they are few)."""
+    per_source = seen.group_by("name", "source").agg(last_seen=pl.col("last").max())
+    if earlier is not None:
+        per_source = per_source.join(
+            earlier.group_by("name", "source").agg(pl.col("p_first").min()),
+            on=["name", "source"],
+            how="left",
+        )
+    else:
+        per_source = per_source.with_columns(p_first=pl.lit(None, pl.Date))
+    provenance = (
+        per_source.select(
+            "name",
+            "source",
+            first_seen=pl.coalesce("p_first", "last_seen"),
+            last_seen="last_seen",
+        )
+        .sort("name", "source")
+        .group_by("name", maintain_order=True)
+        .agg(
+            sources=pl.col("source"),
+            first_seen=pl.col("first_seen").min(),
+            last_seen=pl.col("last_seen").max(),
+            provenance=pl.struct("source", "first_seen", "last_seen"),
+        )
+    )
+    names = seen.group_by("name").agg(pl.col(c).first() for c in {key, "suffix"} - {"name"})
+    out = names.join(provenance, on="name", how="left")
+    for column, frame in (("ns", seen), ("ds", ds)):
+        out = out.join(
+            _merged_sets(frame.select("name", column), "name", column), on="name", how="left"
+        )
+        out = out.with_columns(pl.col(column).fill_null(_NO_NAMES))
+    return out.sort(key)
+
+
+def _merged_sets(frame: pl.DataFrame, by: str | list[str], column: str) -> pl.DataFrame:
+    """(by, column): the union of each name's sets of `column`, distinct and sorted."""
+    by = [by] if isinstance(by, str) else by
+    return (
+        frame.filter(pl.col(column).is_not_null())
+        .select(*by, pl.col(column).str.split(RRSET_SEPARATOR))
+        .explode(column)
+        .unique()
+        .sort(*by, column)
+        .group_by(by, maintain_order=True)
+        .agg(pl.col(column))
+    )
+
+
+def _with_glue(rows: pl.DataFrame, glue: pl.DataFrame, key: str) -> pl.DataFrame:
+    if not glue.height:
+        return rows.with_columns(glue=_NO_NAMES)
+    keys = [key] if key == "name" else [key, "name"]
+    merged = _merged_sets(glue, keys, "glue")
+    if key != "name":
+        merged = merged.rename({"name": "g_name"})
+    rows = rows.join(merged, on=key, how="left", maintain_order="left")
+    if key != "name":
+        _check_same_names(rows, ["g_name"])
+        rows = rows.drop("g_name")
+    return rows.with_columns(pl.col("glue").fill_null(_NO_NAMES))
+
+
+def _tlds(suffix: pl.Series) -> pl.Series:
+    """The TLD of each suffix (its last label), worked out once per distinct suffix."""
+    distinct = suffix.unique().drop_nulls().to_list()
+    mapping = {s: dns.name.Name(dns.name.from_text(s).labels[-2:]).to_text() for s in distinct}
+    return suffix.replace_strict(mapping, return_dtype=pl.String)
+
+
+def _merge(
+    sightings: pl.DataFrame, earlier: pl.DataFrame | None, counts: _Counts, previous_day: bool
+) -> pl.DataFrame:
+    bucket = _Counts()
+    try:
+        rows = merge_bucket(sightings, earlier, bucket, previous_day)
+    except _Collision:  # a 64-bit hash shared by two names: match this bucket's rows by name
+        bucket = _Counts()
+        rows = merge_bucket(sightings, earlier, bucket, previous_day, key="name")
+    counts.add(bucket)
+    return rows
+
+
+# --- the day ----------------------------------------------------------------------------------
 
 
 def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) -> CandidateReport:
     """Compute and write `candidate_domains` for `date`; returns what a person wants to know."""
     day = date.isoformat()
-    imports = _glob(lake, IMPORTS_DATASET, 1)
-    raw = _glob(lake, RAW_DATASET, 3)
+    imports = str(lake / IMPORTS_DATASET / "*" / "*.parquet")
     if not list((lake / IMPORTS_DATASET).glob("date=*/*.parquet")):
         raise FileNotFoundError(
             f"no zone imports in {lake / IMPORTS_DATASET}: run raw_zone_lists first"
@@ -99,209 +560,198 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW imports AS
         SELECT * FROM read_parquet('{imports}', hive_partitioning = true, union_by_name = true);
-        CREATE OR REPLACE TABLE latest AS
+        CREATE OR REPLACE TEMP TABLE latest AS
         SELECT source, zone, any_value(kind) AS kind, max(date) AS imported
         FROM imports WHERE status = 'ok' AND date <= DATE '{day}' GROUP BY source, zone;
-        CREATE OR REPLACE TEMP VIEW raw AS
-        SELECT * FROM read_parquet('{raw}', hive_partitioning = true, union_by_name = true);
-        CREATE OR REPLACE TEMP VIEW today AS
-        SELECT r.source, r.zone, r.owner, r.rtype, r.rdata, l.imported, l.kind
-        FROM raw r JOIN latest l ON r.source = l.source AND r.zone = l.zone AND r.date = l.imported;
     """)
-    buckets = _delegations(con, "today", "named")
-    # DS and glue, keyed by the candidate they would belong to (glue: one or two labels up).
-    con.execute(f"""
-        CREATE OR REPLACE TABLE extras AS
-        SELECT hash(owner) % {buckets} AS bucket, owner AS name, owner, rtype, rdata
-        FROM today WHERE rtype = 'ds'
-        UNION ALL
-        SELECT hash(up) % {buckets}, up, owner, rtype, rdata
-        FROM (SELECT dns_parent(owner) AS up, * FROM today WHERE rtype IN ('a', 'aaaa'))
-        UNION ALL
-        SELECT hash(dns_parent(up)) % {buckets}, dns_parent(up), owner, rtype, rdata
-        FROM (SELECT dns_parent(owner) AS up, * FROM today WHERE rtype IN ('a', 'aaaa'))
-    """)
-    prev_path = partition_dir(lake, DATASET, date - dt.timedelta(days=1))
-    prev_files = sorted(prev_path.glob("*.parquet"))
-    if prev_files:
-        con.execute(f"""
-            CREATE OR REPLACE TABLE seen AS
-            SELECT name, p.source, p.first_seen
-            FROM (SELECT name, unnest(provenance) AS p FROM read_parquet({[str(f) for f in prev_files]}));
-        """)
-    elif con.execute(f"SELECT count(*) FROM imports WHERE date < DATE '{day}'").fetchone()[0] == 0:
-        con.execute(
-            "CREATE OR REPLACE TABLE seen AS SELECT NULL::VARCHAR AS name, NULL::VARCHAR AS source, NULL::DATE AS first_seen LIMIT 0"
-        )
-    else:  # a cold start: the first sighting comes from every import so far
-        con.execute(f"""
-            CREATE OR REPLACE TABLE history AS
-            SELECT r.source, r.zone, r.owner, r.rtype, r.rdata, r.date AS imported, i.kind
-            FROM raw r JOIN (SELECT DISTINCT source, zone, date, kind FROM imports
-                             WHERE status = 'ok' AND date <= DATE '{day}') i
-              ON r.source = i.source AND r.zone = i.zone AND r.date = i.date
-            WHERE r.rtype IN ('ns', 'name');
-        """)
-        _delegations(con, "history", "named_history")
-        con.execute("""
-            CREATE OR REPLACE TABLE seen AS
-            SELECT name, source, min(imported) AS first_seen FROM named_history GROUP BY ALL;
-        """)
-    out = partition_dir(lake, DATASET, date)
-    out.mkdir(parents=True, exist_ok=True)
-    # Names are cut into buckets by hash so that no step holds more than about BUCKET names.
-    written = []
-    for bucket in range(buckets):
-        con.execute(f"""
-            CREATE OR REPLACE TEMP VIEW named_b AS SELECT * FROM named WHERE bucket = {bucket};
-            CREATE OR REPLACE TEMP VIEW extras_b AS SELECT * FROM extras WHERE bucket = {bucket};
-        """)
-        tmp = out / f".part-{bucket:04d}.{os.getpid()}.tmp"
-        con.execute(f"""
-            COPY (
-              WITH per_source AS (
-                SELECT name, source, any_value(suffix) AS suffix, max(imported) AS last_seen
-                FROM named_b GROUP BY name, source
-              ),
-              ns AS (
-                SELECT name, list_sort(list(DISTINCT lower(rdata))) AS ns
-                FROM named_b WHERE rtype = 'ns' GROUP BY name
-              ),
-              ds AS (
-                SELECT e.name, list_sort(list_distinct(list(e.rdata))) AS ds
-                FROM extras_b e SEMI JOIN named_b n ON n.name = e.name
-                WHERE e.rtype = 'ds' GROUP BY e.name
-              ),
-              glue AS (  -- glue sits one or two labels below the delegation it serves
-                SELECT e.name, list_sort(list_distinct(list(e.owner || ' ' || upper(e.rtype) || ' ' || e.rdata))) AS glue
-                FROM extras_b e SEMI JOIN named_b n ON n.name = e.name
-                WHERE e.rtype IN ('a', 'aaaa') GROUP BY e.name
-              ),
-              provenance AS (
-                SELECT p.name, any_value(p.suffix) AS suffix,
-                       list_sort(list({{'source': p.source,
-                                        'first_seen': coalesce(s.first_seen, p.last_seen),
-                                        'last_seen': p.last_seen}})) AS provenance
-                FROM per_source p LEFT JOIN seen s ON s.name = p.name AND s.source = p.source
-                GROUP BY p.name
-              )
-              SELECT p.name, p.suffix,
-                     dns_tld(p.name) AS tld,
-                     coalesce(ns.ns, []) AS ns, coalesce(ds.ds, []) AS ds, coalesce(glue.glue, []) AS glue,
-                     list_transform(p.provenance, lambda x: x.source) AS sources,
-                     list_min(list_transform(p.provenance, lambda x: x.first_seen)) AS first_seen,
-                     list_max(list_transform(p.provenance, lambda x: x.last_seen)) AS last_seen,
-                     p.provenance
-              FROM provenance p
-              LEFT JOIN ns USING (name) LEFT JOIN ds USING (name) LEFT JOIN glue USING (name)
-              ORDER BY p.name
-            ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)
-        """)
-        final = out / f"part-{bucket:04d}.parquet"
-        os.replace(tmp, final)
-        written.append(final)
-    for stale in out.glob("part-*.parquet"):
-        if stale not in written:
-            stale.unlink()
-    return _report(con, out, prev_files)
+    feeds = con.execute("SELECT source, zone, kind, imported FROM latest ORDER BY 1, 2").fetchall()
+    today, rows = _feed_rows(con, lake, "today", feeds)
+    previous = _PreviousDay(partition_dir(lake, DATASET, date - dt.timedelta(days=1)))
+    earlier = None
+    if previous.parts:
+        rows = max(rows, previous.rows)
+    elif _value(con, f"SELECT count(*) FROM imports WHERE date < DATE '{day}'"):
+        history = con.execute(f"""
+            SELECT DISTINCT source, zone, kind, date FROM imports
+            WHERE status = 'ok' AND date <= DATE '{day}' ORDER BY ALL
+        """).fetchall()
+        view, history_rows = _feed_rows(con, lake, "history", history)
+        earlier = _earlier_from_history(view)
+        rows += history_rows
+    count = _bucket_count(rows)
+    if previous.parts and not previous.aligned(count):
+        earlier = _earlier_from_previous_day(previous.parts)  # sent through the buckets
+        count = _bucket_count(rows + previous.rows)
+    scratch = lake / ".staging" / f"candidates-{uuid.uuid4().hex}"
+    scratch.mkdir(parents=True)
+    run = uuid.uuid4().hex
+    counts = _Counts()
+    try:
+        buckets = _Buckets(scratch, count)
+        try:
+            for batch in _batches(con, _sightings(today, earlier)):
+                buckets.add(batch)
+        finally:
+            buckets.close()
+        parts: list[Future] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="candidates-write") as writer:
+            for index in range(count):  # a bucket is merged while the previous one is written
+                sightings = buckets.take(index)
+                if sightings is None:
+                    sightings = pl.DataFrame(schema=_SIGHTINGS)
+                if previous.direct:
+                    before = previous.earlier(index, count)
+                else:
+                    before = _earlier_rows(sightings) if earlier is not None else None
+                merged = _merge(sightings, before, counts, bool(previous.parts))
+                del sightings, before
+                if parts:
+                    parts[-1].result()  # one part in the writer at a time: memory stays bounded
+                parts.append(writer.submit(_stage, lake, date, run, index, merged))
+                del merged
+        out = publish_parts(lake, DATASET, date, [p.result() for p in parts])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _report(con, out, counts, feeds, bool(previous.parts))
 
 
-def _delegations(con: duckdb.DuckDBPyConnection, source_table: str, target: str) -> int:
-    """`target`: (name, suffix, source, imported, rtype, rdata) for every candidate sighting.
+def _bucket_count(rows: int) -> int:
+    """Enough buckets for about BUCKET_ROWS sightings each: a power of two, so that the count
+    changes seldom and the previous day's parts still map onto today's buckets when it does."""
+    return 1 << max(0, -(-rows // BUCKET_ROWS) - 1).bit_length()
 
-    From zones: an NS owner other than the apex whose parent is a public suffix and which is not
-    one itself. From lists: a listed name's registrable ancestor (up to LIST_LEVELS labels up).
-    """
-    levels = " UNION ALL ".join(
-        f"SELECT source, imported, owner, rtype, rdata, {k} AS level, "
-        + ("owner" if k == 0 else "dns_parent(" * k + "owner" + ")" * k)
-        + f" AS name FROM {source_table} WHERE kind = 'list'"
-        for k in range(LIST_LEVELS)
+
+_SIGHTINGS = {
+    "k": pl.UInt8,
+    "name": pl.String,
+    "cand": pl.Boolean,
+    "suffix": pl.String,
+    "source": pl.String,
+    "day": pl.Date,
+    "last": pl.Date,
+    "data": pl.String,
+    "h": pl.UInt64,
+}
+
+
+def _earlier_rows(sightings: pl.DataFrame) -> pl.DataFrame:
+    return sightings.filter(pl.col("k") == EARLIER).select(
+        "h", "name", "source", p_first="day", p_last="last"
     )
-    con.execute(f"""
-        CREATE OR REPLACE TABLE {target}_zones AS
-        SELECT source, imported, owner AS name, rtype, rdata
-        FROM {source_table} WHERE kind <> 'list' AND rtype = 'ns' AND owner <> zone;
-        CREATE OR REPLACE TABLE {target}_lists AS
-        SELECT * FROM ({levels}) WHERE name <> '';
-        CREATE OR REPLACE TABLE {target}_flags AS
-        WITH distinct_names AS (
-            SELECT DISTINCT name, dns_parent(name) AS parent
-            FROM (SELECT name FROM {target}_zones UNION ALL SELECT name FROM {target}_lists)
-        ),
-        n1 AS ({_suffix_flags("distinct_names", "name")}),
-        n2 AS ({_suffix_flags("n1", "parent")})
-        SELECT name, parent AS suffix FROM n2 WHERE parent_suffix AND NOT name_suffix;
-    """)
-    names = con.execute(f"SELECT count(*) FROM {target}_flags").fetchone()[0]
-    buckets = max(1, -(-names // BUCKET))
-    con.execute(f"""
-        CREATE OR REPLACE TABLE {target} AS
-        SELECT hash(name) % {buckets} AS bucket, * FROM (
-            SELECT z.name, f.suffix, z.source, z.imported, z.rtype, z.rdata
-            FROM {target}_zones z JOIN {target}_flags f USING (name)
-            UNION ALL
-            SELECT l.name, f.suffix, l.source, l.imported, l.rtype, l.rdata
-            FROM {target}_lists l JOIN {target}_flags f USING (name)
-            QUALIFY l.level = min(l.level) OVER (PARTITION BY l.source, l.owner)
-        );
-        DROP TABLE {target}_zones; DROP TABLE {target}_lists;
-    """)
-    return buckets
 
 
-def _report(con: duckdb.DuckDBPyConnection, out: Path, prev_files: list[Path]) -> CandidateReport:
-    final = out / "*.parquet"
-    rows = con.execute(f"SELECT count(*) FROM '{final}'").fetchone()[0]
-    report = CandidateReport(out, rows)
-    report.per_suffix = dict(
-        con.execute(
-            f"SELECT suffix, count(*) FROM '{final}' GROUP BY ALL ORDER BY 2 DESC, 1"
-        ).fetchall()
-    )
-    report.per_source = dict(
-        con.execute(
-            f"SELECT s, count(*) FROM (SELECT unnest(sources) AS s FROM '{final}') GROUP BY ALL ORDER BY 1"
-        ).fetchall()
-    )
-    report.anomalies = dict(
-        zip(
-            ("apex_ns", "ds_without_ns", "ns_not_below_suffix"),
-            con.execute("""
-                SELECT count(*) FILTER (WHERE rtype = 'ns' AND owner = zone AND kind <> 'list'),
-                       count(DISTINCT owner) FILTER (WHERE rtype = 'ds' AND owner NOT IN
-                           (SELECT owner FROM today WHERE rtype = 'ns')),
-                       (SELECT count(DISTINCT owner) FROM today
-                        WHERE kind <> 'list' AND rtype = 'ns' AND owner <> zone) -
-                       (SELECT count(DISTINCT name) FROM named WHERE rtype = 'ns')
-                FROM today
-            """).fetchone(),
-            strict=True,
-        )
-    )
-    report.feeds = [
-        dict(zip(("source", "zone", "kind", "imported"), r, strict=True))
-        for r in con.execute(
-            "SELECT source, zone, kind, imported::VARCHAR FROM latest ORDER BY 1, 2"
-        ).fetchall()
-    ]
-    if prev_files:
-        prev = f"read_parquet({[str(f) for f in prev_files]})"
-        report.added = con.execute(
-            f"SELECT count(*) FROM '{final}' ANTI JOIN {prev} USING (name)"
-        ).fetchone()[0]
-        report.removed = con.execute(
-            f"SELECT count(*) FROM {prev} ANTI JOIN '{final}' USING (name)"
-        ).fetchone()[0]
-        report.added_sample = [
-            r[0]
-            for r in con.execute(
-                f"SELECT name FROM '{final}' ANTI JOIN {prev} USING (name) ORDER BY name LIMIT 10"
-            ).fetchall()
+class _PreviousDay:
+    """The previous day's candidates. Written in as many parts as buckets, each part holding
+    the names of its bucket, they are read part by part, without going through the buckets,
+    when today's bucket count divides theirs or theirs divides it (both are powers of two)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.parts = sorted(folder.glob("part-*.parquet"))
+        self.rows = sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts)
+        self.direct = False
+
+    def aligned(self, count: int) -> bool:
+        """Whether each part holds just the names whose hash is its index modulo the number of
+        parts (so they were cut with today's hash): then `direct` reading is possible."""
+        n = len(self.parts)
+        if n & (n - 1) or [p.name for p in self.parts] != [
+            f"part-{i:04d}.parquet" for i in range(n)
+        ]:
+            return False
+        for index, part in enumerate(self.parts):
+            names = pl.read_parquet(part, columns=["name"], n_rows=64)["name"]
+            if not pl.select(name_hash(pl.lit(names)) % n == index).to_series().all():
+                return False
+        self.direct = True
+        return True
+
+    def earlier(self, index: int, count: int) -> pl.DataFrame:
+        """The earlier sightings of bucket `index` of `count`: (h, name, source, p_first, p_last)."""
+        n = len(self.parts)
+        step = min(n, count)
+        frames = [
+            pl.read_parquet(part, columns=["name", "last_seen", "provenance"])
+            for i, part in enumerate(self.parts)
+            if i % step == index % step
         ]
-        report.removed_sample = con.execute(
-            f"SELECT name, last_seen::VARCHAR FROM {prev} ANTI JOIN '{final}' USING (name) ORDER BY name LIMIT 10"
-        ).fetchall()
+        frame = pl.concat(frames).with_columns(h=name_hash(pl.col("name")))
+        if n < count:
+            frame = frame.filter(pl.col("h") % count == index)
+        return (
+            frame.rename({"last_seen": "p_last"})
+            .explode("provenance")
+            .unnest("provenance")
+            .select("h", "name", "source", "p_last", p_first="first_seen")
+        )
+
+
+def _value(con: duckdb.DuckDBPyConnection, query: str):
+    return con.execute(query).fetchall()[0][0]
+
+
+def _batches(con: duckdb.DuckDBPyConnection, query: str) -> Iterator[pl.DataFrame]:
+    """The query's result in batches, computed by DuckDB in a thread of its own (a streamed
+    result runs on one thread) while the caller cuts the previous batch into buckets."""
+    reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                handoff.put(batch)
+            handoff.put(None)
+        except BaseException as exc:  # handed over, raised in the caller
+            handoff.put(exc)
+
+    worker = threading.Thread(target=produce, name="candidates-sightings", daemon=True)
+    worker.start()
+    while (item := handoff.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        if item.num_rows:
+            yield pl.from_arrow(item)
+    worker.join()
+
+
+def _stage(lake: Path, date: dt.date, run: str, index: int, frame: pl.DataFrame) -> Path:
+    folder = staging_dir(lake, DATASET, date, run)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-{index:04d}.parquet"
+    # pyarrow writes these list columns in half the time polars takes; zstd level 1 is a third
+    # faster than the default level and about as small here.
+    pq.write_table(frame.to_arrow(), path, compression="zstd", compression_level=1)
+    return path
+
+
+APEX_NS = """
+    SELECT coalesce(sum(length(rdata) - length(replace(rdata, chr(10), '')) + 1), 0)
+    FROM today WHERE kind <> 'list' AND rtype = 'ns' AND owner = zone
+"""  # NS records at a zone's apex: their RRsets' lines
+
+
+def _report(
+    con: duckdb.DuckDBPyConnection,
+    out: Path,
+    counts: _Counts,
+    feeds: list[tuple],
+    previous_day: bool,
+) -> CandidateReport:
+    report = CandidateReport(out, counts.rows)
+    report.per_suffix = dict(sorted(counts.per_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
+    report.per_source = dict(sorted(counts.per_source.items()))
+    apex_ns = _value(con, APEX_NS)
+    report.anomalies = {
+        "apex_ns": int(apex_ns),
+        "ds_without_ns": counts.ds_without_ns,
+        "ns_not_below_suffix": counts.ns_not_below_suffix,
+    }
+    report.feeds = [
+        {"source": s, "zone": z, "kind": k, "imported": d.isoformat()} for s, z, k, d in feeds
+    ]
+    if previous_day:
+        report.added, report.removed = counts.added, counts.removed
+        report.added_sample = counts.added_sample
+        report.removed_sample = counts.removed_sample
     else:
-        report.added = rows
+        report.added = counts.rows
     return report

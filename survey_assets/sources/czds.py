@@ -19,7 +19,13 @@ from pathlib import Path
 import polars as pl
 from isal import igzip
 
-from survey_assets.sources.records import ImportStats, SourceError, clean
+from survey_assets.sources.records import (
+    ImportStats,
+    SourceError,
+    clean_owners,
+    clean_types,
+    rrsets,
+)
 
 BLOCK = 24 << 20  # bytes of text per parsed block: large enough to keep polars busy
 COLUMNS = ["owner", "ttl", "class", "rtype", "rdata"]
@@ -45,9 +51,9 @@ class _Hashing:
         return getattr(self.raw, name)
 
 
-def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
-    """Blocks of whole lines, decompressed in a thread so that parsing overlaps decompression;
-    the thread also checksums the file as it reads it."""
+def _blocks(path: Path, stats: ImportStats) -> Iterator[tuple[bytes, int]]:
+    """Blocks of whole lines and their line counts, decompressed in a thread so that parsing
+    overlaps decompression; the thread also checksums the file as it reads it."""
     handoff: queue.Queue = queue.Queue(maxsize=2)
 
     def produce() -> None:
@@ -61,10 +67,11 @@ def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
                     if cut == 0:
                         rest += chunk
                         continue
-                    handoff.put(rest + chunk[:cut])
+                    block = rest + chunk[:cut]
+                    handoff.put((block, block.count(b"\n")))
                     rest = chunk[cut:]
                 if rest:
-                    handoff.put(rest + b"\n")
+                    handoff.put((rest + b"\n", rest.count(b"\n") + 1))
                 while hashed.read(1 << 20):  # bytes after the gzip stream's end still count
                     pass
             stats.sha256 = hashed.sha256.hexdigest()
@@ -86,16 +93,20 @@ def _is_gzip(path: Path) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
-def read_czds(path: Path, zone: str, stats: ImportStats) -> Iterator[pl.DataFrame]:
-    """The kept records of one CZDS file for `zone` (canonical, e.g. "lab-secure.").
+def read_czds(
+    path: Path, zone: str, stats: ImportStats, as_rrsets: bool = False
+) -> Iterator[pl.DataFrame]:
+    """The kept records of one CZDS file for `zone` (canonical, e.g. "lab-secure."), or with
+    `as_rrsets` its RRsets (`records.rrsets`), as the lake keeps them.
 
     Blocks are parsed and checked two at a time in worker threads (polars releases the GIL),
     beside the decompressing thread; each block counts into its own stats, merged in order.
     """
     with ThreadPoolExecutor(PARSERS, thread_name_prefix="czds") as pool:
         pending: deque = deque()
-        for index, block in enumerate(_blocks(path, stats)):
-            pending.append(pool.submit(_block_records, path, block, zone, index == 0))
+        for index, (block, lines) in enumerate(_blocks(path, stats)):
+            task = pool.submit(_block_records, path, block, lines, zone, index == 0, as_rrsets)
+            pending.append(task)
             if len(pending) > PARSERS:
                 yield _merged(pending.popleft().result(), stats)
         while pending:
@@ -114,7 +125,7 @@ def _merged(done: tuple[pl.DataFrame, ImportStats], stats: ImportStats) -> pl.Da
 
 
 def _block_records(
-    path: Path, block: bytes, zone: str, first: bool
+    path: Path, block: bytes, lines: int, zone: str, first: bool, as_rrsets: bool = False
 ) -> tuple[pl.DataFrame, ImportStats]:
     frame = pl.read_csv(
         block,
@@ -127,10 +138,7 @@ def _block_records(
         truncate_ragged_lines=True,
         comment_prefix=None,
     )
-    # Every line but an empty one makes a row: count newlines only when there are empty lines.
-    empty_lines = block.startswith(b"\n") or b"\n\n" in block
-    lines = block.count(b"\n") if empty_lines else frame.height
-    stats = ImportStats(lines=lines)
+    stats = ImportStats(lines=lines)  # every line but an empty one makes a row
     if first:  # the SOA opens a zone file
         _check_soa(path, frame, zone)
     stats.blank += lines - frame.height
@@ -152,7 +160,11 @@ def _block_records(
         odd = frame.filter(classes != "in")
         stats.reject("bad_class", odd["owner"] + "\t" + odd["class"])
         frame = frame.filter(classes == "in")
-    return clean(frame.select("owner", "rtype", "rdata"), zone, stats), stats
+    kept = clean_types(frame.select("owner", "rtype", "rdata"), stats)
+    if not as_rrsets:
+        return clean_owners(kept, zone, stats), stats
+    # Owners are checked set by set, not line by line: half the work on a delegation's NS set.
+    return clean_owners(rrsets(kept, counted=True), zone, stats).drop("_n"), stats
 
 
 def _check_soa(path: Path, frame: pl.DataFrame, zone: str) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from survey_assets.sources.config import Source, SourcesConfig
-from survey_assets.sources.records import ImportStats, SourceError
+from survey_assets.sources.records import ImportStats, SourceError, rrsets
 
 RAW_DATASET = "raw_zone_lists"
 IMPORTS_DATASET = "zone_imports"
@@ -130,10 +130,17 @@ def _zone(label: str) -> str:
 def read_feed(
     source: Source, zone: str, path: Path | None, stats: ImportStats
 ) -> Iterator[pl.DataFrame]:
+    """A feed's RRsets (`records.rrsets`), batch by batch, as the lake keeps them."""
     if source.kind == "czds":
         from survey_assets.sources.czds import read_czds
 
-        return read_czds(path, zone, stats)
+        return read_czds(path, zone, stats, as_rrsets=True)  # grouped in the parsing threads
+    return map(rrsets, _read_records(source, zone, path, stats))
+
+
+def _read_records(
+    source: Source, zone: str, path: Path | None, stats: ImportStats
+) -> Iterator[pl.DataFrame]:
     if source.kind == "zonefile":
         from survey_assets.sources.masterfile import read_masterfile
 

@@ -95,6 +95,11 @@ def clean(frame: pl.DataFrame, zone: str | None, stats: ImportStats) -> pl.DataF
     step has a cheap test for the common case (lower case, no padding, no escapes), so a clean
     file costs a few vectorized scans.
     """
+    return clean_owners(clean_types(frame, stats), zone, stats)
+
+
+def clean_types(frame: pl.DataFrame, stats: ImportStats) -> pl.DataFrame:
+    """The records of the kept types, with type mnemonics in lower case; counts the types."""
     # Types are few: inspect the distinct values, and rewrite the column only when one is odd.
     counts = frame["rtype"].value_counts()
     if counts["rtype"].str.contains(r"[A-Z\s]").any():
@@ -106,16 +111,25 @@ def clean(frame: pl.DataFrame, zone: str | None, stats: ImportStats) -> pl.DataF
         unknown = frame.filter(pl.col("rtype").is_in(odd))
         stats.reject("unknown_type", _lines(unknown), unknown.height)
     stats.types.update(dict(counts.filter(known).iter_rows()))
-    frame = frame.filter(pl.col("rtype").is_in(KEPT_TYPES))
+    return frame.filter(pl.col("rtype").is_in(KEPT_TYPES))
+
+
+def clean_owners(frame: pl.DataFrame, zone: str | None, stats: ImportStats) -> pl.DataFrame:
+    """Owners as canonical DNS names, inside `zone`; counts the records kept. Takes records,
+    or RRsets with their record counts (`rrsets(..., counted=True)`)."""
     frame = normalize_owners(frame, stats)
     if zone is not None and zone != "." and frame.height:
         inside = (pl.col("owner") == zone) | pl.col("owner").str.ends_with("." + zone)
         outside = frame.filter(~inside)
         if outside.height:
-            stats.reject("out_of_zone", _lines(outside), outside.height)
+            stats.reject("out_of_zone", _lines(outside), _records(outside))
             frame = frame.filter(inside)
-    stats.records += frame.height
+    stats.records += _records(frame)
     return frame
+
+
+def _records(frame: pl.DataFrame) -> int:
+    return int(frame["_n"].sum()) if "_n" in frame.columns else frame.height
 
 
 def normalize_owners(frame: pl.DataFrame, stats: ImportStats) -> pl.DataFrame:
@@ -154,16 +168,74 @@ def _normalize_suspects(frame: pl.DataFrame, stats: ImportStats) -> pl.DataFrame
     )
     bad = fixed.filter(pl.col("canonical").is_null())
     if bad.height:
-        stats.reject("bad_name", _lines(bad.drop("canonical")), bad.height)
-    good = fixed.filter(pl.col("canonical").is_not_null()).select(
-        pl.col("canonical").alias("owner"), "rtype", "rdata"
+        stats.reject("bad_name", _lines(bad.drop("canonical")), _records(bad))
+    good = (
+        fixed.filter(pl.col("canonical").is_not_null())
+        .with_columns(owner="canonical")
+        .drop("canonical")
     )
     return pl.concat([frame.filter(~odd), good])
 
 
-def _lines(frame: pl.DataFrame) -> pl.Series:
-    return frame.select(
-        pl.concat_str(
-            [pl.col("owner"), pl.col("rtype"), pl.col("rdata")], separator="\t", ignore_nulls=True
+RRSET_SEPARATOR = "\n"  # between the records of an RRset's rdata: no record's text holds one
+
+
+def rrsets(frame: pl.DataFrame, counted: bool = False) -> pl.DataFrame:
+    """Records as RRsets: each run of rows with the same owner and type becomes one row, its
+    rdata the run's record data, distinct, sorted and joined by newlines.
+
+    Zone files keep an owner's records of one type together, so a delegation's NS set is one
+    row: the candidate query reads one row per delegation and no set has to be rebuilt from
+    records. A set cut in two (by a batch boundary, or a file that repeats an owner further on)
+    makes two rows, which the candidate query merges. With `counted`, a column `_n` holds
+    each set's number of records.
+    """
+    if frame.height < 2:
+        return frame.with_columns(_n=pl.lit(1, pl.UInt32)) if counted else frame
+    frame = frame.with_columns(_run=pl.struct("owner", "rtype").rle_id())
+    if frame["_run"][-1] == frame.height - 1:  # no set of two records: nothing to join
+        return (
+            frame.drop("_run").with_columns(_n=pl.lit(1, pl.UInt32))
+            if counted
+            else frame.drop("_run")
         )
+    run, rdata = pl.col("_run"), pl.col("rdata")
+    if frame.select(((run == run.shift()) & (rdata <= rdata.shift())).any()).item():
+        frame = frame.unique(["_run", "rdata"]).sort("_run", "rdata")
+    # Sets of one or two records (nearly all) are joined by shifting, longer ones by grouping.
+    frame = frame.with_columns(
+        _first=(run != run.shift()).fill_null(True),
+        _two=(run == run.shift(-1)).fill_null(False),
+        _more=(run == run.shift(-2)).fill_null(False),
+        _next=rdata.shift(-1),
+    )
+    joined = pl.concat_str(rdata, pl.lit(RRSET_SEPARATOR), "_next")
+    sets = frame.filter(pl.col("_first") & ~pl.col("_more")).select(
+        "owner",
+        "rtype",
+        rdata=pl.when("_two").then(joined).otherwise(rdata),
+        _n=pl.col("_two").cast(pl.UInt32) + 1,
+    )
+    longer = frame.filter(pl.col("_first") & pl.col("_more"))["_run"]
+    if longer.len():
+        rest = (
+            frame.filter(run.is_in(longer.implode()))
+            .group_by("_run", maintain_order=True)
+            .agg(pl.col("owner").first(), pl.col("rtype").first(), rdata)
+            .select(
+                "owner",
+                "rtype",
+                pl.col("rdata").list.join(RRSET_SEPARATOR),
+                _n=pl.col("rdata").list.len().cast(pl.UInt32),
+            )
+        )
+        sets = pl.concat([sets, rest])
+    return sets if counted else sets.drop("_n")
+
+
+def _lines(frame: pl.DataFrame) -> pl.Series:
+    """Bad records as lines for the samples (an RRset by its first record)."""
+    first = pl.col("rdata").str.split(RRSET_SEPARATOR).list.first()
+    return frame.select(
+        pl.concat_str([pl.col("owner"), pl.col("rtype"), first], separator="\t", ignore_nulls=True)
     ).to_series()

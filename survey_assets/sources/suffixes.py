@@ -53,7 +53,8 @@ def icann_rules(path: Path = PSL_FILE) -> tuple[frozenset[str], frozenset[str], 
 
 
 def register(con: duckdb.DuckDBPyConnection, extra: tuple[str, ...] = ()) -> None:
-    """Create the tables psl_exact, psl_wild, psl_exception and the macros that use them."""
+    """Create the tables psl_exact, psl_wild, psl_exception, psl_all (each name with its three
+    flags: `wild` marks a wildcard base) and the macros that use them."""
     exact, wild, exceptions = icann_rules()
     extra_names = {n for n in (_canonical(e) for e in extra) if n}
     for table, names in (
@@ -65,6 +66,15 @@ def register(con: duckdb.DuckDBPyConnection, extra: tuple[str, ...] = ()) -> Non
         con.register(f"{table}_frame", frame)
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT name FROM {table}_frame")
         con.unregister(f"{table}_frame")
+    # All three in one table, so that a name's flags take one join.
+    con.execute("""
+        CREATE OR REPLACE TABLE psl_all AS
+        SELECT name, bool_or(t = 'exact') AS exact, bool_or(t = 'wild') AS wild,
+               bool_or(t = 'exception') AS exception
+        FROM (SELECT name, 'exact' AS t FROM psl_exact UNION ALL SELECT name, 'wild' FROM psl_wild
+              UNION ALL SELECT name, 'exception' FROM psl_exception)
+        GROUP BY name
+    """)
     # Labels are split on dots that are not escaped: `a\.b.example.` has two labels above root.
     # Names without a backslash (nearly all) take the plain string path; the regex is for the rest.
     con.execute(r"""
