@@ -20,19 +20,18 @@ scanned AS (
         SELECT NULL::VARCHAR AS suffix, NULL::BOOLEAN AS parent_ds WHERE false
     ) AS s
     LEFT JOIN dane AS d ON d.date = s.date AND d.name = s.name
+    -- Pushed into the Parquet scan: an older file is skipped, not read, and its day falls
+    -- short of its candidates below.
+    WHERE s.suffix IS NOT NULL AND s.parent_ds IS NOT NULL
     GROUP BY ALL
 ),
-scan_days AS (
-    SELECT date, sum(domains) AS domains, sum(names) AS names,
-           bool_and(suffix IS NOT NULL AND parent_ds IS NOT NULL) AS carried
-    FROM scanned GROUP BY date
-),
+scan_days AS (SELECT date, sum(domains) AS domains, sum(names) AS names FROM scanned GROUP BY date),
 candidate_days AS (
     SELECT date, count(*) AS domains, sum(hash(name)) AS names
     FROM lake.candidate_domains GROUP BY date
 ),
-from_scans AS (  -- the scans carry suffix and parent DS, and are the candidates name for name
-    SELECT date FROM scan_days JOIN candidate_days USING (date, domains, names) WHERE carried
+from_scans AS (  -- days whose scans with suffix and parent DS are the candidates name for name
+    SELECT date FROM scan_days JOIN candidate_days USING (date, domains, names)
 ),
 joined AS (  -- every other day with candidates, as stg_domains joins it (usually none)
     SELECT c.date, c.suffix, len(c.ds) > 0 AS parent_ds,
