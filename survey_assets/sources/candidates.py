@@ -135,41 +135,37 @@ def _flagged(relation: str) -> str:
     """
 
 
-# NS targets in lower case; a set that had capitals is sorted and made distinct again.
-NS_SET = """CASE WHEN lower(rdata) = rdata THEN rdata ELSE array_to_string(
-    list_sort(list_distinct(string_split(lower(rdata), chr(10)))), chr(10)) END"""
-
-
-def _zone_sightings(feed_rows: str) -> str:
-    """(k, name, source, day, data, suffix, cand) from zones: NS sets (not the apex's), DS
-    sets, and glue keyed by the names one and two labels up (only where that is a candidate)."""
+def _zone_sightings(feeds: str) -> str:
+    """(k, name, source, day, data, suffix, cand) from the zones of `feeds`: NS sets (not the
+    apex's) and DS sets in one pass, then glue keyed by the names one and two labels up (only
+    where that is a candidate). NS targets in lower case: a set that had capitals is sorted
+    and made distinct again."""
     glue = (
         "owner || ' ' || upper(rtype) || ' ' || "
         "replace(rdata, chr(10), chr(10) || owner || ' ' || upper(rtype) || ' ')"
     )
     records = f"""
-        SELECT {NS} AS k, owner AS name, source, imported AS day, {NS_SET} AS data
-        FROM {feed_rows} WHERE kind <> 'list' AND rtype = 'ns' AND owner <> zone
+        SELECT CASE WHEN rtype = 'ns' THEN {NS} ELSE {DS} END AS k, owner AS name, source,
+               imported AS day,
+               CASE WHEN rtype = 'ds' OR lower(rdata) = rdata THEN rdata
+                    ELSE array_to_string(list_sort(list_distinct(
+                         string_split(lower(rdata), chr(10)))), chr(10)) END AS data
+        FROM {feeds}_zones WHERE (rtype = 'ns' AND owner <> zone) OR rtype = 'ds'
         UNION ALL
-        SELECT {DS}, owner, NULL, NULL, rdata
-        FROM {feed_rows} WHERE kind <> 'list' AND rtype = 'ds'
-        UNION ALL
-        SELECT {GLUE}, dns_parent(owner), NULL, NULL, {glue}
-        FROM {feed_rows} WHERE kind <> 'list' AND rtype IN ('a', 'aaaa')
-        UNION ALL
-        SELECT {GLUE}, dns_parent(dns_parent(owner)), NULL, NULL, {glue}
-        FROM {feed_rows} WHERE kind <> 'list' AND rtype IN ('a', 'aaaa')
+        SELECT {GLUE}, unnest([dns_parent(owner), dns_parent(dns_parent(owner))]), source,
+               imported, {glue}
+        FROM {feeds}_zones WHERE rtype IN ('a', 'aaaa')
     """
     return f"SELECT * FROM ({_flagged(records)}) WHERE k <> {GLUE} OR cand"
 
 
-def _list_sightings(feed_rows: str) -> str:
-    """(name, source, day, suffix) from lists: a listed name's registrable ancestor, the
+def _list_sightings(feeds: str) -> str:
+    """(name, source, day, suffix) from the lists of `feeds`: a listed name's registrable ancestor, the
     nearest one that sits directly below a public suffix (up to LIST_LEVELS labels up)."""
     levels = " UNION ALL ".join(
         f"SELECT source, imported AS day, owner, {k} AS level, "
         + ("owner" if k == 0 else "dns_parent(" * k + "owner" + ")" * k)
-        + f" AS name FROM {feed_rows} WHERE kind = 'list'"
+        + f" AS name FROM {feeds}_lists"
         for k in range(LIST_LEVELS)
     )
     return f"""
@@ -218,38 +214,35 @@ def _earlier_from_previous_day(files: list[Path]) -> str:
 def _feed_rows(
     con: duckdb.DuckDBPyConnection, lake: Path, view: str, feeds: list[tuple]
 ) -> tuple[str, int]:
-    """A view of the RRsets of `feeds` ((source, zone, kind, date) each) and its row count."""
-    files = [
-        str(f)
-        for source, zone, _, date in feeds
-        for f in sorted(
-            (lake / RAW_DATASET / f"date={date}" / f"source={source}" / f"zone={zone}").glob(
-                "*.parquet"
+    """Views `<view>_zones` and `<view>_lists` of the RRsets of `feeds` ((source, zone, kind,
+    date) each), each reading only its own files; returns `view` and the number of rows."""
+    rows = 0
+    for kind in ("zones", "lists"):
+        files = [
+            str(f)
+            for source, zone, feed_kind, date in feeds
+            if (feed_kind == "list") == (kind == "lists")
+            for f in sorted(
+                (lake / RAW_DATASET / f"date={date}" / f"source={source}" / f"zone={zone}").glob(
+                    "*.parquet"
+                )
             )
-        )
-    ]
-    if not files:
+        ]
+        if not files:
+            con.execute(f"""
+                CREATE OR REPLACE TEMP VIEW {view}_{kind} AS
+                SELECT NULL::VARCHAR AS owner, NULL::VARCHAR AS rtype, NULL::VARCHAR AS rdata,
+                       NULL::VARCHAR AS source, NULL::VARCHAR AS zone, NULL::DATE AS imported
+                LIMIT 0
+            """)
+            continue
         con.execute(f"""
-            CREATE OR REPLACE TEMP VIEW {view} AS
-            SELECT NULL::VARCHAR AS owner, NULL::VARCHAR AS rtype, NULL::VARCHAR AS rdata,
-                   NULL::VARCHAR AS source, NULL::VARCHAR AS zone, NULL::VARCHAR AS kind,
-                   NULL::DATE AS imported LIMIT 0
+            CREATE OR REPLACE TEMP VIEW {view}_{kind} AS
+            SELECT owner, rtype, rdata, source, zone, date AS imported
+            FROM read_parquet({files}, hive_partitioning = true,
+                              hive_types = {{'date': DATE, 'source': VARCHAR, 'zone': VARCHAR}})
         """)
-        return view, 0
-    feeds_table = f"{view}_feeds"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {feeds_table}
-            (source VARCHAR, zone VARCHAR, kind VARCHAR, imported DATE)
-    """)
-    con.executemany(f"INSERT INTO {feeds_table} VALUES (?, ?, ?, ?)", [list(f) for f in feeds])
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {view} AS
-        SELECT r.owner, r.rtype, r.rdata, r.source, r.zone, f.kind, f.imported
-        FROM read_parquet({files}, hive_partitioning = true,
-                          hive_types = {{'date': DATE, 'source': VARCHAR, 'zone': VARCHAR}}) r
-        JOIN {feeds_table} f ON f.source = r.source AND f.zone = r.zone AND f.imported = r.date
-    """)
-    rows = _value(con, f"SELECT count(*) FROM read_parquet({files})")
+        rows += _value(con, f"SELECT count(*) FROM read_parquet({files})")
     return view, rows
 
 
@@ -719,13 +712,16 @@ def _stage(lake: Path, date: dt.date, run: str, index: int, frame: pl.DataFrame)
     path = folder / f"part-{index:04d}.parquet"
     # pyarrow writes these list columns in half the time polars takes; zstd level 1 is a third
     # faster than the default level and about as small here.
-    pq.write_table(frame.to_arrow(), path, compression="zstd", compression_level=1)
+    scalars = ["name", "suffix", "tld", "first_seen", "last_seen"]  # no statistics on lists
+    pq.write_table(
+        frame.to_arrow(), path, compression="zstd", compression_level=1, write_statistics=scalars
+    )
     return path
 
 
 APEX_NS = """
     SELECT coalesce(sum(length(rdata) - length(replace(rdata, chr(10), '')) + 1), 0)
-    FROM today WHERE kind <> 'list' AND rtype = 'ns' AND owner = zone
+    FROM today_zones WHERE rtype = 'ns' AND owner = zone
 """  # NS records at a zone's apex: their RRsets' lines
 
 
