@@ -29,7 +29,7 @@ from survey_assets.sources.records import ImportStats, SourceError, rrsets
 
 RAW_DATASET = "raw_zone_lists"
 IMPORTS_DATASET = "zone_imports"
-PART_ROWS = 2_000_000
+PART_ROWS = 1_000_000  # rows per part file: pending rows keep their blocks' text alive
 LIST_ZONE = "*"  # the feed key of name lists, which belong to no zone
 
 
