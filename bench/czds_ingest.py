@@ -1,8 +1,11 @@
 """CZDS ingestion: delegations extracted per second from one large zone file, beside the speed of
 decompression alone (`gzip -dc FILE | wc -l`, measured in the same run), and peak memory.
 
-The import (zone file -> Parquet records in the lake) runs in a child process so its peak
-resident memory is measured on its own; then the candidate query extracts the delegations.
+Each step runs in a child process, timed with its own CPU time and peak resident memory: the
+import (zone file -> RRsets in the lake), the candidates of the first day (no previous day),
+and the candidates of the next day (the same file again, with the first day's candidates:
+every name carries its provenance on, the daily case). Two ratios to decompression alone: the
+import's, and the whole way from file to candidates (import + the next day's candidates).
 
     python bench/czds_ingest.py [--lines 20000000]
 """
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,19 +50,32 @@ print(report.rows, report.added, report.removed, flush=True)
 """
 
 
-def timed(cmd: list[str]) -> tuple[float, str, int]:
-    """Seconds, stdout and the child's own peak resident memory (kB, from wait4)."""
+@dataclass
+class Step:
+    seconds: float
+    out: str
+    cpu: float  # user + system seconds of the child (and of its own children)
+    peak_mb: float  # the child's own peak resident memory, from wait4
+
+    def line(self, label: str, what: str) -> str:
+        return (
+            f"{label:26s}{self.seconds:6.2f} s  cpu {self.cpu:5.1f} s  peak {self.peak_mb:5,.0f} MB"
+            f"  {what}"
+        )
+
+
+def timed(cmd: list[str]) -> Step:
     began = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         child = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - began
         out.seek(0)
         err.seek(0)
-        if child.returncode:
+        if os.waitstatus_to_exitcode(status):
             raise SystemExit(f"{cmd[:3]} failed:\n{err.read().decode()[-2000:]}")
-        return seconds, out.read().decode(), usage.ru_maxrss
+        cpu = usage.ru_utime + usage.ru_stime
+        return Step(seconds, out.read().decode(), cpu, usage.ru_maxrss / 1024)
 
 
 def main() -> None:
@@ -70,41 +87,37 @@ def main() -> None:
         print(f"generating {source} ...", flush=True)
         subprocess.run([sys.executable, "bench/gen_czds.py", "--lines", str(args.lines), "--out", str(source)],
                        check=True, cwd=ROOT)  # fmt: skip
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder = root / "czds" / DAY.isoformat()
         folder.mkdir(parents=True)
         shutil.copy(source, folder / "bench.txt.gz")
-        gzip_s, out, _ = timed(["sh", "-c", f"gzip -dc {source} | wc -l"])
-        lines = int(out.strip())
-        import_s, out, import_rss = timed([sys.executable, "-c", CHILD, str(root)])
-        extract_s, out2, extract_rss = timed(
-            [sys.executable, "-c", EXTRACT, str(root), DAY.isoformat()]
-        )
-        delegations = int(out2.split()[0])
+        gunzip = timed(["sh", "-c", f"gzip -dc {source} | wc -l"])
+        lines = int(gunzip.out.strip())
+        imported = timed([sys.executable, "-c", CHILD, str(root)])
+        first = timed([sys.executable, "-c", EXTRACT, str(root), DAY.isoformat()])
+        delegations = int(first.out.split()[0])
         # The daily case: the next day's file (the same one again) beside the previous day's
         # candidates, whose provenance every name carries on. The import is copied, not redone.
         lake = root / "lake"
         for dataset in ("raw_zone_lists", "zone_imports"):
             shutil.copytree(lake / dataset / f"date={DAY}", lake / dataset / f"date={NEXT}")
-        next_s, out3, next_rss = timed([sys.executable, "-c", EXTRACT, str(root), NEXT.isoformat()])
-        assert out3.split() == [str(delegations), "0", "0"], out3
-    total = import_s + next_s
+        following = timed([sys.executable, "-c", EXTRACT, str(root), NEXT.isoformat()])
+        assert following.out.split() == [str(delegations), "0", "0"], following.out
+    total = imported.seconds + following.seconds
     print(f"file: {source.name}, {lines:,} lines, {source.stat().st_size / 1e6:,.0f} MB gzipped")
-    print(f"gzip -dc | wc -l:         {gzip_s:6.2f} s  ({lines / gzip_s:,.0f} lines/s)")
+    print(gunzip.line("gzip -dc | wc -l", f"{lines / gunzip.seconds:,.0f} lines/s"))
+    print(imported.line("import to the lake", f"{lines / imported.seconds:,.0f} lines/s"))
+    print(first.line("candidates, first day", f"{delegations:,} delegations"))
+    print(following.line("candidates, next day", "with the first day's provenance"))
     print(
-        f"import to the lake:       {import_s:6.2f} s  ({lines / import_s:,.0f} lines/s), peak {import_rss / 1024:,.0f} MB"
+        f"delegations per second, file to candidates (import + next day): {delegations / total:,.0f}"
     )
-    print(
-        f"candidates, first day:    {extract_s:6.2f} s  ({delegations:,} delegations), peak {extract_rss / 1024:,.0f} MB"
-    )
-    print(
-        f"candidates, next day:     {next_s:6.2f} s  (with the first day's provenance), peak {next_rss / 1024:,.0f} MB"
-    )
-    print(f"delegations per second (import + next day's candidates): {delegations / total:,.0f}")
-    print(f"ratio to decompression alone: import {gzip_s / import_s:.2f}, import + candidates {gzip_s / total:.2f}"
-          f"   (goal >= 1.0, peak memory <= 1 GB)")  # fmt: skip
-    print(f"load average: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"ratio to decompression alone: import {gunzip.seconds / imported.seconds:.2f}, "
+          f"import + candidates {gunzip.seconds / total:.2f}   (goal >= 1.0, peak memory <= 1 GB)")  # fmt: skip
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"load average: {' '.join(load_before)} before, {' '.join(load_after)} after (2 cores)")
 
 
 if __name__ == "__main__":

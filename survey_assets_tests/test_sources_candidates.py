@@ -194,3 +194,36 @@ def test_bucket_counts_are_powers_of_two(rows):
     count = C._bucket_count(rows)
     assert count & (count - 1) == 0 and count * C.BUCKET_ROWS >= rows
     assert count == 1 or (count // 2) * C.BUCKET_ROWS < rows
+
+
+NAMES = [
+    "foo.ck.", "bar.foo.ck.", "www.ck.", "a.www.ck.", "ck.",  # *.ck with !www.ck
+    "x.kawasaki.jp.", "y.x.kawasaki.jp.", "city.kawasaki.jp.", "z.city.kawasaki.jp.",
+    "example.co.uk.", "co.uk.", "uk.", "a.b.example.co.uk.",
+    "example.com.", "a.b.example.com.", "com.",
+    "a\\.b.example.", "\\065bc.example.", "x\\\\.y.example.", "*.example.", "example.",
+    "xn--bcher-kva.example.", "deep.a\\.b.example.",
+]  # fmt: skip
+
+
+def test_suffix_test_is_the_same_in_polars_and_duckdb():
+    from survey_assets.sources import sightings as S
+
+    con = C.connect(("example",))
+    suffixes = S.Suffixes(con)
+    frame = pl.DataFrame({"name": NAMES})
+    got = suffixes.flagged(frame).sort("name")
+    con.register("names_frame", frame)
+    want = pl.DataFrame(
+        con.execute(
+            f"SELECT name, suffix, cand FROM ({S._flagged('SELECT name FROM names_frame')})"
+        ).fetchall(),
+        schema=["name", "suffix", "cand"],
+        orient="row",
+    ).sort("name")
+    assert got.equals(want.select(got.columns))
+    assert set(got.filter("cand")["name"]) >= {"bar.foo.ck.", "www.ck.", "example.co.uk."}
+    for zone in ("ck.", "kawasaki.jp.", "uk.", "example.", "com.", "co.uk."):
+        below = frame.filter(pl.col("name").str.ends_with("." + zone))
+        short = S._flag_children(below, zone, suffixes).sort("name")
+        assert short.equals(suffixes.flagged(below).sort("name")), zone

@@ -7,21 +7,21 @@ previous day's copy.
 
 The work is done in three steps, in bounded memory whatever the size of the zones:
 
-1. One DuckDB query turns the feeds' RRsets into *sightings*, each keyed by a name: a zone's NS
-   sets, marked with whether the owner is delegated directly below a public suffix (joins with
-   the small suffix tables), a list's names at their registrable domain, DS sets, glue (keyed by
-   the names one and two labels above it), and the previous day's provenance (the day each
-   source first listed the name). Nothing is grouped or sorted: the rows stream out in batches.
-2. The batches are cut by a hash of the name into buckets of about BUCKET_ROWS rows, kept in
-   scratch Arrow files (in memory when one bucket holds the day).
-3. Each bucket is sorted by (hash, name), so a name's sightings lie together, and merged by
-   polars into one row per candidate: one part file per bucket. The import keeps RRsets, so a
-   delegation is one NS row and most names need no more than copying their sets.
+1. The feeds' RRsets become *sightings* (`sightings.py`), each keyed by a name: zones' NS sets,
+   DS sets and glue (read by polars, file by file), lists' names at their registrable domain
+   (DuckDB), and, on a cold start, earlier imports. Nothing is grouped or sorted.
+2. They are cut by a 64-bit hash of the name into a power-of-two number of buckets of about
+   BUCKET_ROWS rows, kept in scratch Arrow files (in memory when one bucket holds the day).
+3. Each bucket is merged by polars into one row per candidate, with the hashes as keys, beside
+   the previous day's part of the same bucket (each name's provenance so far), and written as
+   one part file while the next bucket merges. The import keeps RRsets, so a delegation is one
+   NS row and most names need no more than copying their sets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import queue
 import shutil
@@ -40,18 +40,16 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from survey_assets.lake.parquet import partition_dir, publish_parts, staging_dir
+from survey_assets.sources import sightings as S
 from survey_assets.sources import suffixes
 from survey_assets.sources.importer import IMPORTS_DATASET, RAW_DATASET
 from survey_assets.sources.records import RRSET_SEPARATOR
+from survey_assets.sources.sightings import DS, EARLIER, GLUE, LISTED, NS, Feed
 
 DATASET = "candidate_domains"
-LIST_LEVELS = 4  # a listed name may sit this many labels below its registrable domain
 BUCKET_ROWS = 500_000  # sightings merged in memory at a time
 BATCH_ROWS = 500_000  # sightings per batch out of DuckDB
 SAMPLE = 10
-
-# What a sighting of a name is (column `k`).
-NS, LISTED, DS, GLUE, EARLIER = 0, 1, 2, 3, 4
 
 PROVENANCE = pl.Struct({"source": pl.String, "first_seen": pl.Date, "last_seen": pl.Date})
 SCHEMA = {
@@ -114,136 +112,6 @@ def discard(con: duckdb.DuckDBPyConnection) -> None:
     for name in files:
         for path in (Path(name), Path(name + ".wal")):
             path.unlink(missing_ok=True)
-
-
-# --- step 1: sightings (DuckDB) -------------------------------------------------------------
-
-
-def _flagged(relation: str) -> str:
-    """`relation` (with a `name` column) plus `suffix` (the name's parent) and `cand`: is the
-    name delegated directly below a public suffix (its parent is one, and it is not)?"""
-    return f"""
-        SELECT r.*, r.parent AS suffix,
-               is_suffix(r.parent, coalesce(p.exact, false), coalesce(g.wild, false),
-                         coalesce(p.exception, false))
-               AND NOT is_suffix(r.name, coalesce(n.exact, false), coalesce(p.wild, false),
-                                 coalesce(n.exception, false)) AS cand
-        FROM (SELECT *, dns_parent(name) AS parent FROM ({relation})) r
-        LEFT JOIN psl_all p ON p.name = r.parent
-        LEFT JOIN psl_all g ON g.name = dns_parent(r.parent)
-        LEFT JOIN psl_all n ON n.name = r.name
-    """
-
-
-def _zone_sightings(feeds: str) -> str:
-    """(k, name, source, day, data, suffix, cand) from the zones of `feeds`: NS sets (not the
-    apex's) and DS sets in one pass, then glue keyed by the names one and two labels up (only
-    where that is a candidate). NS targets in lower case: a set that had capitals is sorted
-    and made distinct again."""
-    glue = (
-        "owner || ' ' || upper(rtype) || ' ' || "
-        "replace(rdata, chr(10), chr(10) || owner || ' ' || upper(rtype) || ' ')"
-    )
-    records = f"""
-        SELECT CASE WHEN rtype = 'ns' THEN {NS} ELSE {DS} END AS k, owner AS name, source,
-               imported AS day,
-               CASE WHEN rtype = 'ds' OR lower(rdata) = rdata THEN rdata
-                    ELSE array_to_string(list_sort(list_distinct(
-                         string_split(lower(rdata), chr(10)))), chr(10)) END AS data
-        FROM {feeds}_zones WHERE (rtype = 'ns' AND owner <> zone) OR rtype = 'ds'
-        UNION ALL
-        SELECT {GLUE}, unnest([dns_parent(owner), dns_parent(dns_parent(owner))]), source,
-               imported, {glue}
-        FROM {feeds}_zones WHERE rtype IN ('a', 'aaaa')
-    """
-    return f"SELECT * FROM ({_flagged(records)}) WHERE k <> {GLUE} OR cand"
-
-
-def _list_sightings(feeds: str) -> str:
-    """(name, source, day, suffix) from the lists of `feeds`: a listed name's registrable ancestor, the
-    nearest one that sits directly below a public suffix (up to LIST_LEVELS labels up)."""
-    levels = " UNION ALL ".join(
-        f"SELECT source, imported AS day, owner, {k} AS level, "
-        + ("owner" if k == 0 else "dns_parent(" * k + "owner" + ")" * k)
-        + f" AS name FROM {feeds}_lists"
-        for k in range(LIST_LEVELS)
-    )
-    return f"""
-        SELECT name, source, day, suffix
-        FROM ({_flagged(f"SELECT * FROM ({levels}) WHERE name <> ''")})
-        WHERE cand
-        QUALIFY level = min(level) OVER (PARTITION BY source, owner)
-    """
-
-
-def _sightings(today: str, earlier: str | None) -> str:
-    """Every sighting of the day, in the columns the merge reads: k, name, cand, suffix, source,
-    day (a sighting's import, or an earlier sighting's first day), last (the previous day's
-    last_seen of the name) and data (the RRset)."""
-    parts = [
-        f"""SELECT k::UTINYINT AS k, name, cand, suffix, source, day, NULL::DATE AS last, data
-            FROM ({_zone_sightings(today)})""",
-        f"""SELECT {LISTED}::UTINYINT, name, true, suffix, source, day, NULL::DATE, NULL::VARCHAR
-            FROM ({_list_sightings(today)})""",
-    ]
-    if earlier is not None:
-        parts.append(earlier)
-    return "\nUNION ALL\n".join(parts)
-
-
-def _earlier_from_history(history: str) -> str:
-    """A cold start (no previous day): each name's first day per source, from every import."""
-    return f"""
-        SELECT {EARLIER}::UTINYINT, name, NULL::BOOLEAN, NULL::VARCHAR, source, min(day),
-               NULL::DATE, NULL::VARCHAR
-        FROM (SELECT name, source, day FROM ({_zone_sightings(history)}) WHERE k = {NS} AND cand
-              UNION ALL SELECT name, source, day FROM ({_list_sightings(history)}))
-        GROUP BY name, source
-    """
-
-
-def _earlier_from_previous_day(files: list[Path]) -> str:
-    return f"""
-        SELECT {EARLIER}::UTINYINT, name, NULL::BOOLEAN, NULL::VARCHAR, p.source, p.first_seen,
-               last_seen, NULL::VARCHAR
-        FROM (SELECT name, last_seen, unnest(provenance) AS p
-              FROM read_parquet({[str(f) for f in files]}))
-    """
-
-
-def _feed_rows(
-    con: duckdb.DuckDBPyConnection, lake: Path, view: str, feeds: list[tuple]
-) -> tuple[str, int]:
-    """Views `<view>_zones` and `<view>_lists` of the RRsets of `feeds` ((source, zone, kind,
-    date) each), each reading only its own files; returns `view` and the number of rows."""
-    rows = 0
-    for kind in ("zones", "lists"):
-        files = [
-            str(f)
-            for source, zone, feed_kind, date in feeds
-            if (feed_kind == "list") == (kind == "lists")
-            for f in sorted(
-                (lake / RAW_DATASET / f"date={date}" / f"source={source}" / f"zone={zone}").glob(
-                    "*.parquet"
-                )
-            )
-        ]
-        if not files:
-            con.execute(f"""
-                CREATE OR REPLACE TEMP VIEW {view}_{kind} AS
-                SELECT NULL::VARCHAR AS owner, NULL::VARCHAR AS rtype, NULL::VARCHAR AS rdata,
-                       NULL::VARCHAR AS source, NULL::VARCHAR AS zone, NULL::DATE AS imported
-                LIMIT 0
-            """)
-            continue
-        con.execute(f"""
-            CREATE OR REPLACE TEMP VIEW {view}_{kind} AS
-            SELECT owner, rtype, rdata, source, zone, date AS imported
-            FROM read_parquet({files}, hive_partitioning = true,
-                              hive_types = {{'date': DATE, 'source': VARCHAR, 'zone': VARCHAR}})
-        """)
-        rows += _value(con, f"SELECT count(*) FROM read_parquet({files})")
-    return view, rows
 
 
 def name_hash(names: pl.Expr) -> pl.Expr:
@@ -557,24 +425,34 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         SELECT source, zone, any_value(kind) AS kind, max(date) AS imported
         FROM imports WHERE status = 'ok' AND date <= DATE '{day}' GROUP BY source, zone;
     """)
-    feeds = con.execute("SELECT source, zone, kind, imported FROM latest ORDER BY 1, 2").fetchall()
-    today, rows = _feed_rows(con, lake, "today", feeds)
+    feeds = _feeds(lake, con.execute("SELECT * FROM latest ORDER BY 1, 2").fetchall())
+    rows = _rows(feeds)
     previous = _PreviousDay(partition_dir(lake, DATASET, date - dt.timedelta(days=1)))
-    earlier = None
+    history: list[Feed] = []
     if previous.parts:
         rows = max(rows, previous.rows)
     elif _value(con, f"SELECT count(*) FROM imports WHERE date < DATE '{day}'"):
-        history = con.execute(f"""
-            SELECT DISTINCT source, zone, kind, date FROM imports
-            WHERE status = 'ok' AND date <= DATE '{day}' ORDER BY ALL
-        """).fetchall()
-        view, history_rows = _feed_rows(con, lake, "history", history)
-        earlier = _earlier_from_history(view)
-        rows += history_rows
+        history = _feeds(
+            lake,
+            con.execute(f"""
+                SELECT DISTINCT source, zone, kind, date FROM imports
+                WHERE status = 'ok' AND date <= DATE '{day}' ORDER BY ALL
+            """).fetchall(),
+        )
+        rows += _rows(history)
     count = _bucket_count(rows)
+    through_buckets = bool(history)  # earlier sightings that come with today's
     if previous.parts and not previous.aligned(count):
-        earlier = _earlier_from_previous_day(previous.parts)  # sent through the buckets
+        through_buckets = True
         count = _bucket_count(rows + previous.rows)
+    suffix_sets, zone_counts = S.Suffixes(con), S.ZoneCounts()
+    queries = []
+    if any(f.is_list for f in feeds):
+        queries.append(S.list_sightings(S.list_views(con, "today_lists", feeds)))
+    if any(f.is_list for f in history):
+        queries.append(S.list_sightings(S.list_views(con, "history_lists", history), EARLIER))
+    if previous.parts and not previous.direct:
+        queries.append(S.previous_day_sightings(previous.parts))
     scratch = lake / ".staging" / f"candidates-{uuid.uuid4().hex}"
     scratch.mkdir(parents=True)
     run = uuid.uuid4().hex
@@ -582,8 +460,12 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
     try:
         buckets = _Buckets(scratch, count)
         try:
-            for batch in _batches(con, _sightings(today, earlier)):
-                buckets.add(batch)
+            for frame in itertools.chain(
+                S.zone_sightings(feeds, suffix_sets, zone_counts),
+                S.zone_sightings(history, suffix_sets, S.ZoneCounts(), earlier=True),
+                _batches(con, "\nUNION ALL\n".join(queries)) if queries else (),
+            ):
+                buckets.add(frame)
         finally:
             buckets.close()
         parts: list[Future] = []
@@ -595,7 +477,7 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
                 if previous.direct:
                     before = previous.earlier(index, count)
                 else:
-                    before = _earlier_rows(sightings) if earlier is not None else None
+                    before = _earlier_rows(sightings) if through_buckets else None
                 merged = _merge(sightings, before, counts, bool(previous.parts))
                 del sightings, before
                 if parts:
@@ -605,7 +487,20 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
         out = publish_parts(lake, DATASET, date, [p.result() for p in parts])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _report(con, out, counts, feeds, bool(previous.parts))
+    return _report(out, counts, zone_counts, feeds, bool(previous.parts))
+
+
+def _feeds(lake: Path, rows: list[tuple]) -> list[Feed]:
+    """Feeds ((source, zone, kind, date) rows) with the files of their import."""
+    feeds = []
+    for source, zone, kind, date in rows:
+        folder = lake / RAW_DATASET / f"date={date}" / f"source={source}" / f"zone={zone}"
+        feeds.append(Feed(source, zone, kind, date, tuple(sorted(folder.glob("*.parquet")))))
+    return feeds
+
+
+def _rows(feeds: list[Feed]) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for feed in feeds for f in feed.files)
 
 
 def _bucket_count(rows: int) -> int:
@@ -614,22 +509,15 @@ def _bucket_count(rows: int) -> int:
     return 1 << max(0, -(-rows // BUCKET_ROWS) - 1).bit_length()
 
 
-_SIGHTINGS = {
-    "k": pl.UInt8,
-    "name": pl.String,
-    "cand": pl.Boolean,
-    "suffix": pl.String,
-    "source": pl.String,
-    "day": pl.Date,
-    "last": pl.Date,
-    "data": pl.String,
-    "h": pl.UInt64,
-}
+_SIGHTINGS = {**S.SCHEMA, "h": pl.UInt64}
 
 
 def _earlier_rows(sightings: pl.DataFrame) -> pl.DataFrame:
-    return sightings.filter(pl.col("k") == EARLIER).select(
-        "h", "name", "source", p_first="day", p_last="last"
+    """The earlier sightings among a bucket's: each name's first day per source."""
+    return (
+        sightings.filter(pl.col("k") == EARLIER)
+        .group_by("h", "name", "source")
+        .agg(p_first=pl.col("day").min(), p_last=pl.col("last").max())
     )
 
 
@@ -719,30 +607,24 @@ def _stage(lake: Path, date: dt.date, run: str, index: int, frame: pl.DataFrame)
     return path
 
 
-APEX_NS = """
-    SELECT coalesce(sum(length(rdata) - length(replace(rdata, chr(10), '')) + 1), 0)
-    FROM today_zones WHERE rtype = 'ns' AND owner = zone
-"""  # NS records at a zone's apex: their RRsets' lines
-
-
 def _report(
-    con: duckdb.DuckDBPyConnection,
     out: Path,
     counts: _Counts,
-    feeds: list[tuple],
+    zone_counts: S.ZoneCounts,
+    feeds: list[Feed],
     previous_day: bool,
 ) -> CandidateReport:
     report = CandidateReport(out, counts.rows)
     report.per_suffix = dict(sorted(counts.per_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
     report.per_source = dict(sorted(counts.per_source.items()))
-    apex_ns = _value(con, APEX_NS)
     report.anomalies = {
-        "apex_ns": int(apex_ns),
+        "apex_ns": zone_counts.apex_ns,
         "ds_without_ns": counts.ds_without_ns,
         "ns_not_below_suffix": counts.ns_not_below_suffix,
     }
     report.feeds = [
-        {"source": s, "zone": z, "kind": k, "imported": d.isoformat()} for s, z, k, d in feeds
+        {"source": f.source, "zone": f.zone, "kind": f.kind, "imported": f.imported.isoformat()}
+        for f in feeds
     ]
     if previous_day:
         report.added, report.removed = counts.added, counts.removed
