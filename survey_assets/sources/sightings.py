@@ -14,6 +14,7 @@ Lists, far smaller, go through DuckDB (a listed name may sit several labels down
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,7 +219,7 @@ def _shaped(frame: pl.DataFrame, feed: Feed) -> pl.DataFrame:
 
 def list_views(con: duckdb.DuckDBPyConnection, view: str, feeds: list[Feed]) -> str:
     """A view `view` of the RRsets of the lists among `feeds`; returns its name."""
-    files = [str(f) for feed in feeds if feed.is_list for f in feed.files]
+    files = [_literal(f) for feed in feeds if feed.is_list for f in feed.files]
     if not files:
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW {view} AS
@@ -273,5 +274,10 @@ def previous_day_sightings(files: list[Path]) -> str:
         SELECT {EARLIER}::UTINYINT AS k, name, NULL::BOOLEAN AS cand, NULL::VARCHAR AS suffix,
                p.source, p.first_seen AS day, last_seen AS last, NULL::VARCHAR AS data
         FROM (SELECT name, last_seen, unnest(provenance) AS p
-              FROM read_parquet({[str(f) for f in files]}))
+              FROM read_parquet({[_literal(f) for f in files]}))
     """
+
+
+def _literal(path: Path) -> str:
+    """A path DuckDB reads as itself, not as a glob: a list's folder is `zone=*`."""
+    return re.sub(r"([*?\[])", r"[\1]", str(path))
