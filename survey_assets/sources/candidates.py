@@ -24,6 +24,7 @@ import datetime as dt
 import itertools
 import os
 import queue
+import resource
 import shutil
 import threading
 import uuid
@@ -131,6 +132,7 @@ class _Buckets:
         self.folder, self.count = folder, count
         self.writers: dict[int, ipc.RecordBatchFileWriter] = {}
         self.frames: list[pl.DataFrame] = []
+        _allow_open_files(count + 256)  # a .com-sized day has some 500 buckets open at once
 
     def add(self, frame: pl.DataFrame) -> None:
         frame = frame.with_columns(h=name_hash(pl.col("name")))
@@ -167,6 +169,14 @@ class _Buckets:
 
     def _path(self, index: int) -> Path:
         return self.folder / f"bucket-{index:05d}.arrow"
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise the soft limit on open files towards `wanted` (never above the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, ceiling), hard))
 
 
 # --- step 3: merge (polars) -----------------------------------------------------------------
