@@ -17,6 +17,7 @@ from survey_assets import reasons as R
 from survey_assets.lab import world as W
 from survey_assets.lab.truth import _hosts_of, truth_rows
 from survey_assets_tests.conftest import SURVEY_DAYS, materialize_warehouse
+from survey_assets_tests.test_warehouse_rerun import RUN_TIMES, tables
 
 # The session's lab_survey fixture (14 lab days) is built by whichever test asks first.
 pytestmark = pytest.mark.timeout(1800)
@@ -267,19 +268,6 @@ def test_dane_changes_equal_the_truth(con, truths):
     assert botched > 0  # the botched rotation breaks its domains' mail
 
 
-def _tables(con: duckdb.DuckDBPyConnection, leave_out: tuple[str, ...]) -> dict[str, tuple]:
-    """Every table's row count and an order-independent checksum of its rows."""
-    names = [r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()]  # fmt: skip
-    keep = f"COLUMNS(lambda c: c NOT IN {leave_out})"
-    return {
-        n: con.execute(
-            f"SELECT count(*), sum(hash(t::VARCHAR)) FROM (SELECT {keep} FROM main.{n}) t"
-        ).fetchone()
-        for n in sorted(names)
-    }
-
-
 def test_scans_of_an_older_schema_give_the_same_marts(lab_survey, tmp_path):
     """Domain scans written before they carried each candidate's suffix and parent DS are
     counted from the candidates joined with them: every table equals the survey's own."""
@@ -291,13 +279,12 @@ def test_scans_of_an_older_schema_give_the_same_marts(lab_survey, tmp_path):
     for day in older:
         for part in (lake / "domain_scans" / f"date={day}").glob("*.parquet"):
             pl.read_parquet(part).drop("suffix", "parent_ds").write_parquet(part)
-    leave_out = ("counted_from", "imported_at", "seconds", "total_seconds")
+    leave_out = ("counted_from", *RUN_TIMES)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as rebuilt:
         build_all(rebuilt, lake)
         counted = dict(rebuilt.execute(
             "SELECT date, list_sort(list(DISTINCT counted_from)) FROM stg_domain_counts GROUP BY date"
         ).fetchall())  # fmt: skip
         assert counted == {d: ["candidates"] if d in older else ["scans"] for d in DAYS}
-        got = _tables(rebuilt, leave_out)
-    with duckdb.connect(str(lab_survey / "warehouse.duckdb"), read_only=True) as survey:
-        assert got == _tables(survey, leave_out)
+    got = tables(tmp_path / "warehouse.duckdb", leave_out)
+    assert got == tables(lab_survey / "warehouse.duckdb", leave_out)

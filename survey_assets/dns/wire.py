@@ -142,8 +142,10 @@ class Ds(Rdata):
     __slots__ = ("key_tag", "algorithm", "digest_type", "digest")
 
 
-class Nsec(Rdata):
-    __slots__ = ("next", "next_labels", "bitmap", "_types")
+class _WithBitmap(Rdata):
+    """NSEC and NSEC3: a type bitmap, read into types on first use."""
+
+    __slots__ = ("bitmap", "_types")
 
     @property
     def types(self) -> frozenset[int]:
@@ -152,14 +154,12 @@ class Nsec(Rdata):
         return self._types
 
 
-class Nsec3(Rdata):
-    __slots__ = ("algorithm", "flags", "iterations", "salt", "next", "bitmap", "_types")
+class Nsec(_WithBitmap):
+    __slots__ = ("next", "next_labels")
 
-    @property
-    def types(self) -> frozenset[int]:
-        if self._types is None:
-            self._types = _types(self.bitmap)
-        return self._types
+
+class Nsec3(_WithBitmap):
+    __slots__ = ("algorithm", "flags", "iterations", "salt", "next")
 
 
 class Cname(Rdata):
@@ -533,46 +533,33 @@ def from_message(message: dns.message.Message) -> View:
         view.opt = (int(message.opt[0].rdclass), int(message.opt.ttl))
     for section, source in ((view.answer, message.answer), (view.authority, message.authority),
                             (view.additional, message.additional)):  # fmt: skip
-        for rrset in source:
-            owner = tuple(label for label in rrset.name.labels if label)
-            out = RRset(name_of(rrset.name), owner, int(rrset.rdtype), int(rrset.covers),
-                        int(rrset.ttl))  # fmt: skip
-            for rdata in rrset:
-                data = rdata.to_wire()
-                try:
-                    rd = _read_rdata(int(rrset.rdtype), data, 0, len(data))
-                except (_Decline, IndexError, struct.error):
-                    rd = Rdata(int(rrset.rdtype), data, rdata.to_digestable())
-                if rrset.rdclass != dns.rdataclass.IN or rd.canon != rdata.to_digestable():
-                    rd = Rdata(int(rrset.rdtype), data, rdata.to_digestable())
-                out.rdatas.append(rd)
-                out._seen.add(rd.canon)
-            section.append(out)
+        section.extend(rrset_view(rrset) for rrset in source)
     return view
 
 
 def rrset_view(rrset: dns.rrset.RRset) -> RRset:
-    """A dnspython RRset (records of class IN) as the validator reads it."""
+    """A dnspython RRset as the validator reads it."""
     owner = tuple(label for label in rrset.name.labels if label)
     out = RRset(name_of(rrset.name), owner, int(rrset.rdtype), int(rrset.covers), int(rrset.ttl))
     for rdata in rrset:
-        data = rdata.to_wire()
-        try:
-            rd = _read_rdata(int(rrset.rdtype), data, 0, len(data))
-        except (_Decline, IndexError, struct.error):
-            rd = Rdata(int(rrset.rdtype), data, rdata.to_digestable())
+        rd = rdata_view(rdata)
         out.rdatas.append(rd)
         out._seen.add(rd.canon)
     return out
 
 
 def rdata_view(rdata: dns.rdata.Rdata) -> Rdata:
-    """One dnspython rdata (a DS or DNSKEY of a trust anchor, say) as the validator reads it."""
-    data = rdata.to_wire()
+    """One dnspython rdata (a DS or DNSKEY of a trust anchor, say) as the validator reads it:
+    its fields where this reader reads it as dnspython does (class IN, the same canonical
+    form), else just its wire and dnspython's canonical form."""
+    data, canon = rdata.to_wire(), rdata.to_digestable()
     try:
-        return _read_rdata(int(rdata.rdtype), data, 0, len(data))
+        rd = _read_rdata(int(rdata.rdtype), data, 0, len(data))
     except (_Decline, IndexError, struct.error):
-        return Rdata(int(rdata.rdtype), data, rdata.to_digestable())
+        rd = None
+    if rd is None or rdata.rdclass != dns.rdataclass.IN or rd.canon != canon:
+        return Rdata(int(rdata.rdtype), data, canon)
+    return rd
 
 
 def query_wire(
