@@ -6,10 +6,14 @@ import asyncio
 import datetime as dt
 import json
 
+import dns.exception
+import dns.name
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from survey_assets.dns.client import ClientSettings
-from survey_assets.dns.scan import read_anchor, scan_domains, scan_hosts
+from survey_assets.dns.scan import _from_text, read_anchor, scan_domains, scan_hosts
 from survey_assets.lab import unbound
 from survey_assets.lab import world as W
 from survey_assets_tests.conftest import free_port, tiny_lab
@@ -148,3 +152,20 @@ def test_a_broken_resolver_gives_one_indeterminate_row_per_domain():
         sock.close()
     assert [r["name"] for r in rows] == names
     assert all(r["dnssec"] == "indeterminate" and r["reasons"] for r in rows), rows[:3]
+
+
+@given(st.lists(st.text("aZ09-_*@\\. ", min_size=0, max_size=70), min_size=1, max_size=5),
+       st.sampled_from(["", "."]))  # fmt: skip
+def test_target_names_are_read_as_dnspython_reads_them(labels, end):
+    """The scan's quick reading of a target's name (plain names skip dnspython's text parser)
+    gives dnspython's name and presentation text, and refuses what dnspython refuses."""
+    text = ".".join(labels) + end
+    try:
+        expected = dns.name.from_text(text)
+    except dns.exception.DNSException:
+        with pytest.raises(dns.exception.DNSException):
+            _from_text(text)
+        return
+    name, shown = _from_text(text)
+    assert name.labels == expected.labels
+    assert shown == expected.to_text()

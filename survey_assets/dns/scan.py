@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 
 import dns.name
 import dns.rdatatype as T
@@ -35,21 +36,35 @@ def read_anchor(text: str) -> list:
     return anchors
 
 
-async def scan_domain(validator: ChainValidator, name: dns.name.Name) -> dict:
-    """A domain's MX answer, validated within the per-target query budget and deadline."""
+# A name of letters, digits, hyphens and underscores: its presentation text is itself.
+_PLAIN = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)+")
+
+
+def _from_text(text: str) -> tuple[dns.name.Name, str]:
+    """A target's name and its presentation text: a plain absolute name (the survey's targets,
+    in canonical form) without dnspython's text parser, which costs more than its checks."""
+    if len(text) <= 254 and _PLAIN.fullmatch(text):
+        return dns.name.Name(text.encode().split(b".")), text
+    name = dns.name.from_text(text)
+    return name, name.to_text()
+
+
+async def scan_domain(validator: ChainValidator, name: dns.name.Name, text: str = "") -> dict:
+    """A domain's MX answer, validated within the per-target query budget and deadline
+    (`text`: the name's presentation text, when the caller has it)."""
     result = await validator.validate_within_limits(name, T.MX, name)
     reasons = list(result.reasons)
     mx = []
     if result.status != R.INDETERMINATE and result.records and result.rcode == 0:
-        for text in result.records:
-            for line in text.splitlines():
+        for rrset_text in result.records:
+            for line in rrset_text.splitlines():
                 fields = line.split()
                 if len(fields) >= 6 and fields[3] == "MX":
                     mx.append((int(fields[4]), fields[5]))
     if result.status != R.INDETERMINATE and result.rcode == 0 and not mx:
         reasons.append("no_mx")
     return {
-        "name": name.to_text(),
+        "name": text or name.to_text(),
         "dnssec": result.status,
         "reasons": R.check(reasons),
         "mx": [host for _, host in sorted(mx)],
@@ -58,7 +73,7 @@ async def scan_domain(validator: ChainValidator, name: dns.name.Name) -> dict:
     }
 
 
-async def scan_host(validator: ChainValidator, host: dns.name.Name) -> dict:
+async def scan_host(validator: ChainValidator, host: dns.name.Name, text: str = "") -> dict:
     """An MX host's TLSA RRset at _25._tcp.<host>: its DNSSEC status and the records."""
     qname = dns.name.Name((b"_25", b"_tcp", *host.labels))
     result = await validator.validate_within_limits(qname, T.TLSA, host.parent())
@@ -69,7 +84,7 @@ async def scan_host(validator: ChainValidator, host: dns.name.Name) -> dict:
         if result.rcode == 0 and line.split()[3:4] == ["TLSA"]
     ]
     return {
-        "name": host.to_text(),
+        "name": text or host.to_text(),
         "dnssec": result.status,
         # No TLSA name is the usual case (the host exists): the empty `tlsa` says it.
         "reasons": R.check([r for r in result.reasons if r != "nxdomain"]),
@@ -82,17 +97,21 @@ async def scan_host(validator: ChainValidator, host: dns.name.Name) -> dict:
 async def _scan_all(scan, names, resolver, anchors, now, settings, policy) -> list[dict]:
     """One row per name, in order, from `scan(validator, name)`; zone keys shared by all."""
     settings = settings or ClientSettings()
+    rows: list[dict] = [{}] * len(names)
+    todo = iter(enumerate(names))
     async with DnsClient([resolver], settings) as client:
         validator = ChainValidator(client, anchors, now, policy or Policy())
-        # A target asks one question at a time: this many targets keep the client's slots busy,
-        # and a target's deadline runs from its start, not from the start of the whole scan.
-        started = asyncio.Semaphore(max(1, settings.max_in_flight))
 
-        async def one(name: str) -> dict:
-            async with started:
-                return await scan(validator, dns.name.from_text(name))
+        # A target asks one question at a time: this many workers, each taking the next
+        # target when its last is done, keep the client's slots busy (one task per worker,
+        # not per target), and a target's deadline runs from its start.
+        async def worker() -> None:
+            for index, name in todo:
+                rows[index] = await scan(validator, *_from_text(name))
 
-        return list(await asyncio.gather(*(one(n) for n in names)))
+        workers = min(len(names), max(1, settings.max_in_flight))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return rows
 
 
 async def scan_hosts(

@@ -176,7 +176,10 @@ def signed_data(rrset: W.RRset, sig: W.Rrsig) -> bytes | None:
 
 _PUBLIC_KEYS: dict = {}  # keys built outside a validator (no cache given)
 _INVALID = object()
-_HASHES = {8: hashes.SHA256, 10: hashes.SHA512, 13: hashes.SHA256, 14: hashes.SHA384}
+# The padding and signature-algorithm objects hold no state: built once, not per signature.
+_PKCS1 = padding.PKCS1v15()
+_RSA_HASHES = {8: hashes.SHA256(), 10: hashes.SHA512()}
+_ECDSA = {13: ec.ECDSA(hashes.SHA256()), 14: ec.ECDSA(hashes.SHA384())}
 _CURVES = {13: (ec.SECP256R1, 32), 14: (ec.SECP384R1, 48)}
 
 
@@ -231,7 +234,7 @@ def _verify(key: W.Dnskey, signature: bytes, data: bytes, cache: dict) -> bool:
     algorithm = key.algorithm
     try:
         if algorithm in (8, 10):
-            public.verify(signature, data, padding.PKCS1v15(), _HASHES[algorithm]())
+            public.verify(signature, data, _PKCS1, _RSA_HASHES[algorithm])
         elif algorithm in _CURVES:
             octets = _CURVES[algorithm][1]
             if len(signature) != octets * 2:  # RFC 6605 §4: r and s, each of `octets`
@@ -239,7 +242,7 @@ def _verify(key: W.Dnskey, signature: bytes, data: bytes, cache: dict) -> bool:
             der = utils.encode_dss_signature(
                 int.from_bytes(signature[:octets], "big"), int.from_bytes(signature[octets:], "big")
             )
-            public.verify(der, data, ec.ECDSA(_HASHES[algorithm]()))
+            public.verify(der, data, _ECDSA[algorithm])
         else:
             public.verify(signature, data)
     except InvalidSignature:

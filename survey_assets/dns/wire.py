@@ -577,6 +577,8 @@ def is_response(view: View, id_: int, question: tuple[Name, int, int]) -> bool:
     """dnspython's Message.is_response for a QUERY with one question."""
     if not view.flags & _QR or view.id != id_ or (view.flags >> 11) & 0xF:
         return False
-    if view.rcode in (1, 2, 4, 5) and not view.question:
-        return True
-    return all(q == question for q in view.question) and bool(view.question)
+    asked = view.question
+    if not asked:
+        return view.rcode in (1, 2, 4, 5)
+    # Every question equal to ours (a list of one, in practice): compared without a generator.
+    return asked[0] == question and (len(asked) == 1 or asked.count(question) == len(asked))
