@@ -20,6 +20,7 @@ The work is done in three steps, in bounded memory whatever the size of the zone
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -219,7 +220,8 @@ def merge_bucket(
     previous_day: bool,
     key: str = "h",
 ) -> pl.DataFrame:
-    """One row per candidate among a bucket's sightings, in the order of the names' hashes.
+    """One row per candidate among a bucket's sightings, in the order of the sightings (names
+    seen more than once last).
 
     `earlier` holds each name's first day per source so far (h, name, source, p_first, and
     p_last: the previous day's last_seen of the name), or is None on the first day;
@@ -228,23 +230,24 @@ def merge_bucket(
     """
     f, k, cand = sightings, pl.col("k"), pl.col("cand")
     keys = [key] if key == "name" else [key, "name"]
-    seen = (
-        f.filter(((k == NS) | (k == LISTED)) & cand)
-        .select(*keys, "suffix", "source", last="day", ns="data")
-        .sort(key)
+    seen = f.filter(((k == NS) | (k == LISTED)) & cand).select(
+        *keys, "suffix", "source", last="day", ns="data"
     )
     ds = f.filter(k == DS).select(*keys, ds="data")
     with_ns = f.filter(k == NS).select(*keys, "cand")
     counts.ns_not_below_suffix += with_ns.filter(~cand)["name"].n_unique()
     counts.ds_without_ns += ds.filter(~pl.col(key).is_in(with_ns[key].implode()))["name"].n_unique()
-    if previous_day and earlier is not None:
-        _count_changes(seen, earlier, key, counts)
     # Names seen once, with at most one DS set and one earlier source (nearly all), are copied;
     # the others (several sources, a set cut in two) are merged by name in _merge_slowly.
     slow = pl.concat(
-        [_repeated(seen, key, is_sorted=True), _repeated(ds, key)]
+        [_repeated(seen, key), _repeated(ds, key)]
         + ([_repeated(earlier, key)] if earlier is not None else [])
     ).unique()
+    picked = pl.col(key).is_in(slow.implode())
+    slow_seen = seen.filter(picked) if slow.len() else seen.clear()
+    slow_earlier = None
+    if earlier is not None:
+        slow_earlier = earlier.filter(picked) if slow.len() else earlier.clear()
     quick = seen.filter(~pl.col(key).is_in(slow.implode())) if slow.len() else seen
     quick = quick.join(
         ds.rename({"name": "ds_name"}) if key != "name" else ds,
@@ -265,6 +268,8 @@ def merge_bucket(
         first = pl.when(pl.col("p_src") == pl.col("source")).then("p_first").otherwise("last")
     if key != "name":
         _check_same_names(quick, ["ds_name"] + (["e_name"] if earlier is not None else []))
+    if previous_day and earlier is not None:
+        _count_changes(seen, quick, slow_seen, earlier, slow_earlier, key, counts)
     quick = quick.select(
         *keys,
         "suffix",
@@ -276,13 +281,7 @@ def merge_bucket(
         provenance=pl.concat_list(pl.struct(source="source", first_seen=first, last_seen="last")),
     )
     if slow.len():
-        picked = pl.col(key).is_in(slow.implode())
-        slowly = _merge_slowly(
-            seen.filter(picked),
-            ds.filter(picked),
-            earlier.filter(picked) if earlier is not None else None,
-            key,
-        )
+        slowly = _merge_slowly(slow_seen, ds.filter(picked), slow_earlier, key)
         quick = pl.concat(
             [quick, slowly.select(quick.columns)]
         )  # after the others: still one order
@@ -296,32 +295,40 @@ def merge_bucket(
     return rows
 
 
-def _repeated(frame: pl.DataFrame, key: str, is_sorted: bool = False) -> pl.Series:
+def _repeated(frame: pl.DataFrame, key: str) -> pl.Series:
     """The keys that `frame` holds more than once."""
-    if is_sorted:
-        if not frame.select((pl.col(key) == pl.col(key).shift()).any()).item():
-            return frame[key].clear()
-    elif frame[key].n_unique() == frame.height:
+    if frame[key].n_unique() == frame.height:
         return frame[key].clear()
     return frame.filter(pl.col(key).is_duplicated())[key].unique()
 
 
 def _check_same_names(frame: pl.DataFrame, columns: list[str]) -> None:
-    for column in columns:
-        if not frame.select(
-            (pl.col(column).is_null() | (pl.col(column) == pl.col("name"))).all()
-        ).item():
-            raise _Collision
+    same = [pl.col(c).is_null() | (pl.col(c) == pl.col("name")) for c in columns]
+    if not frame.select(pl.all_horizontal(same).all()).item():
+        raise _Collision
 
 
-def _count_changes(seen: pl.DataFrame, earlier: pl.DataFrame, key: str, counts: _Counts) -> None:
-    """Names added since the previous day and names gone, with samples."""
-    added = seen.filter(~pl.col(key).is_in(earlier[key].implode())).unique(key)
+def _count_changes(
+    seen: pl.DataFrame,
+    quick: pl.DataFrame,
+    slow_seen: pl.DataFrame,
+    earlier: pl.DataFrame,
+    slow_earlier: pl.DataFrame,
+    key: str,
+    counts: _Counts,
+) -> None:
+    """Names added since the previous day and names gone, with samples. A name seen once is
+    added when the join found no earlier sighting of it (`p_src`); the others are few."""
+    added = pl.concat(
+        [
+            quick.filter(pl.col("p_src").is_null())["name"],
+            slow_seen.filter(~pl.col(key).is_in(slow_earlier[key].implode())).unique(key)["name"],
+        ]
+    )
     removed = earlier.filter(~pl.col(key).is_in(seen[key].implode())).unique(key)
-    counts.added += added.height
+    counts.added += added.len()
     counts.removed += removed.height
-    sample = added.select(pl.col("name").bottom_k(SAMPLE))["name"].to_list()
-    counts.added_sample = sorted(counts.added_sample + sample)[:SAMPLE]
+    counts.added_sample = sorted(counts.added_sample + added.bottom_k(SAMPLE).to_list())[:SAMPLE]
     pairs = [
         (n, str(d))
         for n, d in removed.bottom_k(SAMPLE, by="name").select("name", "p_last").iter_rows()
@@ -470,9 +477,12 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
     try:
         buckets = _Buckets(scratch, count)
         try:
-            for frame in itertools.chain(
+            zones = itertools.chain(
                 S.zone_sightings(feeds, suffix_sets, zone_counts),
                 S.zone_sightings(history, suffix_sets, S.ZoneCounts(), earlier=True),
+            )
+            for frame in itertools.chain(
+                _ahead(zones, "candidates-zones"),
                 _batches(con, "\nUNION ALL\n".join(queries)) if queries else (),
             ):
                 buckets.add(frame)
@@ -584,24 +594,40 @@ def _batches(con: duckdb.DuckDBPyConnection, query: str) -> Iterator[pl.DataFram
     """The query's result in batches, computed by DuckDB in a thread of its own (a streamed
     result runs on one thread) while the caller cuts the previous batch into buckets."""
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
+    for batch in _ahead(iter(reader), "candidates-sightings"):
+        if batch.num_rows:
+            yield pl.from_arrow(batch)
+
+
+def _ahead(items: Iterator, name: str) -> Iterator:
+    """`items`, each computed in a thread while the caller handles the one before (polars,
+    pyarrow and DuckDB release the GIL: the two cores work side by side)."""
     handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
 
     def produce() -> None:
         try:
-            for batch in reader:
-                handoff.put(batch)
+            for item in items:
+                handoff.put(item)
+                if stop.is_set():
+                    return
             handoff.put(None)
         except BaseException as exc:  # handed over, raised in the caller
             handoff.put(exc)
 
-    worker = threading.Thread(target=produce, name="candidates-sightings", daemon=True)
+    worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
-    while (item := handoff.get()) is not None:
-        if isinstance(item, BaseException):
-            raise item
-        if item.num_rows:
-            yield pl.from_arrow(item)
-    worker.join()
+    try:
+        while (item := handoff.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a producer blocked on a full queue see the stop
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        worker.join()
 
 
 def _stage(lake: Path, date: dt.date, run: str, index: int, frame: pl.DataFrame) -> Path:
@@ -610,11 +636,25 @@ def _stage(lake: Path, date: dt.date, run: str, index: int, frame: pl.DataFrame)
     path = folder / f"part-{index:04d}.parquet"
     # pyarrow writes these list columns in half the time polars takes; zstd level 1 is a third
     # faster than the default level and about as small here.
-    scalars = ["name", "suffix", "tld", "first_seen", "last_seen"]  # no statistics on lists
     pq.write_table(
-        frame.to_arrow(), path, compression="zstd", compression_level=1, write_statistics=scalars
+        frame.to_arrow(),
+        path,
+        compression="zstd",
+        compression_level=1,
+        write_statistics=_STATISTICS,
+        use_dictionary=_DICTIONARY,
     )
     return path
+
+
+_STATISTICS = ["name", "suffix", "tld", "first_seen", "last_seen"]  # none on lists
+# Dictionaries where values repeat; names, DS and glue are nearly all distinct, and a dictionary
+# tried and given up costs a fifth of the writing.
+_DICTIONARY = [
+    "suffix", "tld", "ns.list.element", "sources.list.element", "first_seen", "last_seen",
+    "provenance.list.element.source", "provenance.list.element.first_seen",
+    "provenance.list.element.last_seen",
+]  # fmt: skip
 
 
 def _report(

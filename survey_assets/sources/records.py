@@ -192,34 +192,40 @@ def rrsets(frame: pl.DataFrame, counted: bool = False) -> pl.DataFrame:
     """
     if frame.height < 2:
         return frame.with_columns(_n=pl.lit(1, pl.UInt32)) if counted else frame
-    frame = frame.with_columns(_run=pl.struct("owner", "rtype").rle_id())
-    if frame["_run"][-1] == frame.height - 1:  # no set of two records: nothing to join
-        return (
-            frame.drop("_run").with_columns(_n=pl.lit(1, pl.UInt32))
-            if counted
-            else frame.drop("_run")
+    # A row continues the set of the row before it when both have the same owner and type:
+    # two string comparisons with the shifted columns, no run ids or hashing in the common case.
+    owner, rtype, rdata, same = pl.col("owner"), pl.col("rtype"), pl.col("rdata"), pl.col("_same")
+    frame = frame.with_columns(_same=((owner == owner.shift()) & (rtype == rtype.shift())))
+    frame = frame.with_columns(same.fill_null(False))
+    if not frame["_same"].any():  # no set of two records: nothing to join
+        frame = frame.drop("_same")
+        return frame.with_columns(_n=pl.lit(1, pl.UInt32)) if counted else frame
+    if frame.select((same & (rdata <= rdata.shift())).any()).item():
+        frame = (
+            frame.with_columns(_run=(~same).cum_sum())
+            .unique(["_run", "rdata"])
+            .sort("_run", "rdata")
+            .with_columns(_same=(pl.col("_run") == pl.col("_run").shift()).fill_null(False))
+            .drop("_run")
         )
-    run, rdata = pl.col("_run"), pl.col("rdata")
-    if frame.select(((run == run.shift()) & (rdata <= rdata.shift())).any()).item():
-        frame = frame.unique(["_run", "rdata"]).sort("_run", "rdata")
     # Sets of one or two records (nearly all) are joined by shifting, longer ones by grouping.
     frame = frame.with_columns(
-        _first=(run != run.shift()).fill_null(True),
-        _two=(run == run.shift(-1)).fill_null(False),
-        _more=(run == run.shift(-2)).fill_null(False),
+        _two=same.shift(-1).fill_null(False),
+        _more=(same.shift(-1) & same.shift(-2)).fill_null(False),
         _next=rdata.shift(-1),
     )
     joined = pl.concat_str(rdata, pl.lit(RRSET_SEPARATOR), "_next")
-    sets = frame.filter(pl.col("_first") & ~pl.col("_more")).select(
+    sets = frame.filter(~same & ~pl.col("_more")).select(
         "owner",
         "rtype",
         rdata=pl.when("_two").then(joined).otherwise(rdata),
         _n=pl.col("_two").cast(pl.UInt32) + 1,
     )
-    longer = frame.filter(pl.col("_first") & pl.col("_more"))["_run"]
-    if longer.len():
+    if frame["_more"].any():
+        runs = frame.with_columns(_run=(~same).cum_sum())
+        longer = runs.filter(~same & pl.col("_more"))["_run"]
         rest = (
-            frame.filter(run.is_in(longer.implode()))
+            runs.filter(pl.col("_run").is_in(longer.implode()))
             .group_by("_run", maintain_order=True)
             .agg(pl.col("owner").first(), pl.col("rtype").first(), rdata)
             .select(
