@@ -488,16 +488,20 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
                 buckets.add(frame)
         finally:
             buckets.close()
+
+        def inputs(index: int) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+            sightings = buckets.take(index)
+            if sightings is None:
+                sightings = pl.DataFrame(schema=_SIGHTINGS)
+            if previous.direct:
+                return sightings, previous.earlier(index, count)
+            return sightings, _earlier_rows(sightings) if through_buckets else None
+
         parts: list[Future] = []
         with ThreadPoolExecutor(1, thread_name_prefix="candidates-write") as writer:
-            for index in range(count):  # a bucket is merged while the previous one is written
-                sightings = buckets.take(index)
-                if sightings is None:
-                    sightings = pl.DataFrame(schema=_SIGHTINGS)
-                if previous.direct:
-                    before = previous.earlier(index, count)
-                else:
-                    before = _earlier_rows(sightings) if through_buckets else None
+            # A bucket is merged while the next one is read and the previous one written.
+            for sightings, before in _ahead(map(inputs, range(count)), "candidates-read"):
+                index = len(parts)
                 merged = _merge(sightings, before, counts, bool(previous.parts))
                 del sightings, before
                 if parts:
