@@ -109,15 +109,17 @@ def _scan(names, port, anchors, now, settings: ClientSettings = SETTINGS) -> lis
 def _shard(names, port, anchors, now, core, barrier, queue, settings) -> None:
     os.sched_setaffinity(0, {core})
     barrier.wait()
-    began = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+    began, cpu = time.perf_counter(), time.process_time()  # perf_counter: CLOCK_MONOTONIC
     rows = _scan(names, port, anchors, now, settings)
-    queue.put((began, time.perf_counter(), [r["dnssec"] for r in rows]))
+    queue.put((began, time.perf_counter(), [r["dnssec"] for r in rows],
+               time.process_time() - cpu))  # fmt: skip
 
 
 def scan_rate(
     names, port, anchors, now, processes: int, settings: ClientSettings = SETTINGS
-) -> tuple[float, list[str]]:
-    """Domains per second over `processes` shards scanned side by side, and the statuses."""
+) -> tuple[float, list[str], float]:
+    """Domains per second over `processes` shards scanned side by side, the statuses, and the
+    CPU seconds the shards spent per domain (which the load of the machine moves less)."""
     shards = [[] for _ in range(processes)]
     for name in names:
         shards[shard_of(name, processes)].append(name)
@@ -137,23 +139,35 @@ def scan_rate(
         child.join()
     began, ended = min(r[0] for r in results), max(r[1] for r in results)
     statuses = [s for r in results for s in r[2]]
-    return len(statuses) / (ended - began), statuses
+    return len(statuses) / (ended - began), statuses, sum(r[3] for r in results) / len(statuses)
 
 
-def unbound_rate(info: LabInfo, names: list[str], workdir: Path, port: int) -> tuple[float, str]:
-    """Validated MX lookups per second of a fresh Unbound (cold cache), and dnsperf's summary."""
+def _cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def unbound_rate(
+    info: LabInfo, names: list[str], workdir: Path, port: int
+) -> tuple[float, str, float]:
+    """Validated MX lookups per second of a fresh Unbound (cold cache), dnsperf's summary, and
+    Unbound's CPU seconds per lookup (its start-up not counted)."""
     workdir.mkdir(parents=True, exist_ok=True)
     queries = workdir / "queries.txt"
     queries.write_text("".join(f"{n} MX\n" for n in names))
     with unbound.Unbound(info, workdir / "unbound", port) as validator:
+        assert validator.process is not None
+        cpu = _cpu_seconds(validator.process.pid)
         out = subprocess.run(
             ["dnsperf", "-s", "127.0.0.1", "-p", str(validator.port), "-d", str(queries),
              "-n", "1", "-c", "8", "-q", "200", "-D", "-t", "10"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
+        cpu = _cpu_seconds(validator.process.pid) - cpu
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
     lost = re.search(r"Queries lost:\s+(\d+)", out)
-    return qps, f"lost {lost.group(1) if lost else '?'}"
+    return qps, f"lost {lost.group(1) if lost else '?'}", cpu / len(names)
 
 
 def _load() -> str:
@@ -207,7 +221,7 @@ def main() -> None:
             # would wait on the lab's signing and measure the lab, not itself.
             info = LabInfo(RESOLVER, args.port, args.port + 1, Path(info_json["trust_anchor"]),
                            Path(tmp) / "truth.jsonl", Path(tmp), date, 1, args.scale)  # fmt: skip
-            qps, lost = unbound_rate(info, names, Path(tmp) / "warm", args.port + 2)
+            qps, lost, _ = unbound_rate(info, names, Path(tmp) / "warm", args.port + 2)
             print(f"warm-up pass of Unbound: {qps:,.0f} lookups/s, {lost}", flush=True)
             if args.profile:
                 import cProfile
@@ -217,19 +231,23 @@ def main() -> None:
                 print(f"profile of one warm pass in {args.profile}")
                 return
             ours: dict[int, list[float]] = {p: [] for p in processes}
+            our_cpu: dict[int, list[float]] = {p: [] for p in processes}
             theirs: list[float] = []
+            their_cpu: list[float] = []
             for run in range(args.repeat):
                 for p in processes:
-                    rate, statuses = scan_rate(names, args.port, anchors, now, p)
+                    rate, statuses, cpu = scan_rate(names, args.port, anchors, now, p)
                     ours[p].append(rate)
-                    print(f"run {run + 1}: survey, {p} process(es): {rate:,.0f} domains/s  "
-                          f"({_load()})", flush=True)  # fmt: skip
+                    our_cpu[p].append(cpu)
+                    print(f"run {run + 1}: survey, {p} process(es): {rate:,.0f} domains/s, "
+                          f"{cpu * 1e6:,.0f} µs CPU a domain  ({_load()})", flush=True)  # fmt: skip
                     if Counter(statuses) != warm:
                         print(f"  statuses differ from the warm-up's: {dict(Counter(statuses))}")
-                qps, lost = unbound_rate(info, names, Path(tmp) / f"u{run}", args.port + 2)
+                qps, lost, cpu = unbound_rate(info, names, Path(tmp) / f"u{run}", args.port + 2)
                 theirs.append(qps)
-                print(f"run {run + 1}: Unbound: {qps:,.0f} lookups/s, {lost}  ({_load()})",
-                      flush=True)  # fmt: skip
+                their_cpu.append(cpu)
+                print(f"run {run + 1}: Unbound: {qps:,.0f} lookups/s, {cpu * 1e6:,.0f} µs CPU a "
+                      f"lookup, {lost}  ({_load()})", flush=True)  # fmt: skip
         finally:
             lab.send_signal(signal.SIGTERM)
             lab.wait(300)  # it keeps its signed answers for the next run first
@@ -238,13 +256,19 @@ def main() -> None:
     median_theirs = statistics.median(theirs)
     for p in processes:
         print(f"survey scanner, {p} process(es): {statistics.median(ours[p]):,.0f} "
-              f"fully validated domains/s (median of {args.repeat})")  # fmt: skip
+              f"fully validated domains/s, {statistics.median(our_cpu[p]) * 1e6:,.0f} µs CPU a "
+              f"domain (medians of {args.repeat})")  # fmt: skip
         if p != processes[0]:
             print(f"  scaling {p} vs {processes[0]} process(es): "
                   f"{statistics.median(ours[p]) / one:.2f}x")  # fmt: skip
+    their_median_cpu = statistics.median(their_cpu)
     print(f"Unbound + dnsperf (cold cache, one thread): {median_theirs:,.0f} validated MX "
-          f"lookups/s (median of {args.repeat})")  # fmt: skip
+          f"lookups/s, {their_median_cpu * 1e6:,.0f} µs of Unbound's CPU a lookup "
+          f"(medians of {args.repeat})")  # fmt: skip
     print(f"ratio survey/Unbound, one core each: {one / median_theirs:.2f}   (goal >= 1.0)")
+    # The same comparison in CPU time, which neighbours on the machine move less than rates.
+    cpu_ratio = their_median_cpu / statistics.median(our_cpu[processes[0]])
+    print(f"ratio in CPU time (Unbound's per lookup / the survey's per domain): {cpu_ratio:.2f}")
 
 
 if __name__ == "__main__":
