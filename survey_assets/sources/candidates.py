@@ -498,10 +498,16 @@ def build_candidates(con: duckdb.DuckDBPyConnection, lake: Path, date: dt.date) 
             return sightings, _earlier_rows(sightings) if through_buckets else None
 
         parts: list[Future] = []
-        with ThreadPoolExecutor(1, thread_name_prefix="candidates-write") as writer:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="candidates-read") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix="candidates-write") as writer,
+        ):
             # A bucket is merged while the next one is read and the previous one written.
-            for sightings, before in _ahead(map(inputs, range(count)), "candidates-read"):
-                index = len(parts)
+            following = reader.submit(inputs, 0)
+            for index in range(count):
+                sightings, before = following.result()
+                if index + 1 < count:
+                    following = reader.submit(inputs, index + 1)
                 merged = _merge(sightings, before, counts, bool(previous.parts))
                 del sightings, before
                 if parts:
