@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 
 import dns.edns
@@ -23,6 +24,7 @@ import dns.name
 import dns.rcode
 
 from survey_assets import reasons as R
+from survey_assets.dns import optout
 from survey_assets.dns import wire as W
 from survey_assets.dns.client import Answer, BudgetExceeded, DnsClient, charge, spent
 from survey_assets.dns.validation import (
@@ -102,6 +104,9 @@ class ChainValidator:
         self._keys: dict[tuple, asyncio.Future[tuple[Verdict, int] | None]] = {}
         # Public keys built and signatures verified, as a resolver keeps validated RRsets.
         self._verified: dict = {}
+        # Opt-out NSEC3 spans proved in DS answers, to deny other children's DS (RFC 8198).
+        self._spans = optout.OptOutSpans()
+        self._clock = time.monotonic
 
     async def keys(self, zone: dns.name.Name | tuple) -> Verdict:
         """The zone's trusted keys (secure), or why there are none (insecure, bogus, indeterminate)."""
@@ -134,6 +139,9 @@ class ChainValidator:
         if not zone:
             ds = self.anchors
         else:
+            held = await self._held_denial(zone)
+            if held is not None:
+                return held
             ds_answer = await self.client.query(zone, DS)
             failed = _failure(ds_answer)
             if failed:
@@ -146,10 +154,14 @@ class ChainValidator:
                 parent_keys = await self.keys(parent)
                 if not parent_keys.secure:
                     return Verdict(parent_keys.status, list(parent_keys.reasons))
+                proofs = _proofs(view)
                 proof = check_denial(
-                    zone, DS, False, _proofs(view), parent, parent_keys.keys, self.now,
+                    zone, DS, False, proofs, parent, parent_keys.keys, self.now,
                     self.policy, self._verified,
                 )  # fmt: skip
+                if proof.status == R.INSECURE and proof.reasons == ["no_ds"] and proof.cut:
+                    ttl = min([p.rrset.ttl for p in proofs] + [optout.soa_ttl(view) or 0])
+                    self._spans.remember(parent, proofs, ttl, self._clock())
                 if proof.status == R.SECURE or proof.reasons == ["no_ds"]:
                     return Verdict(R.INSECURE, ["no_ds"], cut=proof.cut)
                 return proof  # bogus, or insecure for a reason of its own (NSEC3 iterations)
@@ -181,6 +193,23 @@ class ChainValidator:
         )
         verdict.cut = bool(zone)  # a DS exists only at a delegation (the root: by definition)
         return verdict
+
+    async def _held_denial(self, zone: tuple) -> Verdict | None:
+        """The DS denial of `zone` from an opt-out span already proved (`optout.py`), or None."""
+        held = self._spans.proofs_for(zone, self._clock())
+        if held is None:
+            return None
+        parent, proofs = held
+        parent_keys = await self.keys(parent)
+        if not parent_keys.secure:
+            return None
+        proof = check_denial(zone, DS, False, proofs, parent, parent_keys.keys, self.now,
+                             self.policy, self._verified)  # fmt: skip
+        if proof.status != R.INSECURE or proof.reasons != ["no_ds"] or not proof.cut:
+            return None
+        # Charged as the DS query it saves: a target's budget verdict never depends on order.
+        charge(1)
+        return Verdict(R.INSECURE, ["no_ds"], cut=True)
 
     async def zone_of(self, qname: tuple, fallback: tuple) -> tuple[tuple, tuple]:
         """The zone that holds `qname`, from the SOA the resolver shows for it: its name, and
