@@ -89,3 +89,41 @@ def test_spans_are_not_used_after_their_ttl(lab):
     assert {(r["dnssec"], tuple(r["reasons"])) for r in rows} == {("insecure", ("no_ds",))}
     ds_asked = sum(n for (name, qtype), n in asked.items() if qtype == DS and len(name) == 2)
     assert ds_asked == len(names)
+
+
+def test_the_span_held_for_a_name_is_the_one_that_covers_it_wrap_around_included():
+    """Held spans against brute force over a chain of four opt-out NSEC3 records, the last one
+    wrapping past the end of the hash space; names of their own (a span's owner) and names after
+    the TTL get nothing."""
+    import dns.rrset
+
+    from survey_assets.dns import wire as Wire
+    from survey_assets.dns.optout import OptOutSpans
+    from survey_assets.dns.validation import Proof, nsec3_hash
+
+    zone, salt, iterations = (b"lab-x",), bytes.fromhex("c0ffee"), 5
+    owned = [zone] + [(f"signed{i}".encode(), *zone) for i in range(3)]
+    hashes = sorted(nsec3_hash(n, salt, iterations) for n in owned)
+    proofs = []
+    for i, owner in enumerate(hashes):
+        following = hashes[(i + 1) % len(hashes)]
+        rrset = dns.rrset.from_text(dns.name.Name((owner, *zone, b"")), 300, "IN", "NSEC3",
+                                    f"1 1 5 c0ffee {following.decode()} NS")  # fmt: skip
+        proofs.append(Proof(Wire.rrset_view(rrset), None))
+    spans = OptOutSpans()
+    spans.remember(zone, proofs, ttl=100, now=0.0)
+    apex = next(p for p in proofs if p.rrset.name[0] == nsec3_hash(zone, salt, iterations))
+    wrapped = 0
+    for i in range(200):
+        name = (f"n{i}".encode(), *zone)
+        digest = nsec3_hash(name, salt, iterations)
+        below = [h for h in hashes if h < digest]
+        expected = below[-1] if below else hashes[-1]  # before the first: the wrapping span
+        wrapped += expected == hashes[-1]
+        zone_held, (first, span) = spans.proofs_for(name, now=1.0)
+        assert zone_held == zone and first is apex and span.rrset.name[0] == expected
+        assert spans.proofs_for(name, now=100.0) is None  # expired (and forgotten)
+        spans.remember(zone, proofs, ttl=100, now=0.0)
+    assert 0 < wrapped < 200
+    for name in owned[1:]:
+        assert spans.proofs_for(name, now=1.0) is None  # a name with an NSEC3 of its own

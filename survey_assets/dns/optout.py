@@ -66,7 +66,7 @@ class OptOutSpans:
         for proof in nsec3:
             rd = proof.rrset.rdatas[0]
             owner = proof.rrset.name[0] if proof.rrset.name else b""
-            if proof is apex or not rd.flags & OPT_OUT or owner in held.spans:
+            if not rd.flags & OPT_OUT or owner in held.spans:
                 continue
             if (rd.salt, rd.iterations) != (salt, iterations) or len(held.spans) >= MAX_SPANS:
                 continue
