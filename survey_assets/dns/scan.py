@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import gc
 import re
+from collections.abc import Iterator
 
 import dns.name
 import dns.rdatatype as T
@@ -94,8 +97,30 @@ async def scan_host(validator: ChainValidator, host: dns.name.Name, text: str = 
     }
 
 
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The garbage collector tuned for a scan: it allocates millions of small objects that die
+    young (answers, records, names) and makes few cycles, and the cyclic collector's default
+    rhythm (every 700 allocations, and full passes over the whole heap: in a Dagster step,
+    every module's objects) took a tenth of the scanner's time. Objects alive before the scan
+    are frozen out of the passes; young ones are collected every 20,000 allocations."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 async def _scan_all(scan, names, resolver, anchors, now, settings, policy) -> list[dict]:
     """One row per name, in order, from `scan(validator, name)`; zone keys shared by all."""
+    with _fewer_collections():
+        return await _scan_targets(scan, names, resolver, anchors, now, settings, policy)
+
+
+async def _scan_targets(scan, names, resolver, anchors, now, settings, policy) -> list[dict]:
     settings = settings or ClientSettings()
     rows: list[dict] = [{}] * len(names)
     todo = iter(enumerate(names))
