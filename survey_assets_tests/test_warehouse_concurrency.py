@@ -5,8 +5,13 @@ slot, so one step at a time opens the file and no run hits DuckDB's single-write
 Three run workers (processes, as Dagster's run launcher starts them) on one instance rebuild
 the warehouse from the lab survey's 14-day lake at the same moment, each with the multiprocess
 executor allowed two steps at once. The event log must show that the runs overlapped, that steps
-waited for the pool, that no two warehouse steps of any run were ever in progress together, and
-no lock error; the tables must equal the ones a build done alone made.
+waited for the pool, and no lock error; the tables must equal the ones a build done alone made.
+
+The pool alone is not quite enough: on Dagster's SQLite storage, two runs starting at the same
+instant can both claim its one slot (seen once in CI: two runs' `lake_views` started within
+7 ms, and one failed on DuckDB's lock). The steps therefore also open the warehouse under a
+file lock (`survey_assets/warehouse/access.py`); `test_the_file_lock_makes_a_second_writer_wait`
+shows across processes that a second writer waits for the first instead of failing.
 
 Without the pool the same three runs collide: on an instance whose dagster.yaml has no `pools`
 (2 cores, measured three times) two of the three runs failed every time, their `lake_views` step
@@ -21,7 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import shutil
-from itertools import combinations
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -118,15 +123,13 @@ def test_runs_side_by_side_share_the_warehouse_one_step_at_a_time(lab_survey, tm
     # Each run executed every step of the selection, and each of those is in the pool.
     job = warehouse_runs.warehouse_build_job(str(root))
     pools = {node.name: node.definition.pool for node in job.nodes}
-    steps: list[tuple[float, float, str, str]] = []  # (start, end, run, step) of every step
     for run_id, entries in logs.items():
-        started = {e.step_key: e.timestamp for e in entries if e.is_dagster_event
+        started = {e.step_key for e in entries if e.is_dagster_event
                    and e.dagster_event.event_type == dg.DagsterEventType.STEP_START}  # fmt: skip
-        ended = {e.step_key: e.timestamp for e in entries
+        ended = {e.step_key for e in entries
                  if e.is_dagster_event and e.dagster_event.event_type in ENDS}  # fmt: skip
-        assert set(started) == set(ended) == {*SELECTION, "lake_views_scan_freshness"}, run_id
+        assert started == ended == {*SELECTION, "lake_views_scan_freshness"}, run_id
         assert {pools[step] for step in started} == {WAREHOUSE_POOL}
-        steps += [(started[s], ended[s], run_id, s) for s in started]
 
     # The runs were in progress together (the barrier starts them at once) ...
     spans = [(min(e.timestamp for e in entries), max(e.timestamp for e in entries))
@@ -136,11 +139,9 @@ def test_runs_side_by_side_share_the_warehouse_one_step_at_a_time(lab_survey, tm
     blocked = [e for entries in logs.values() for e in entries
                if e.message and f"blocked by limit for pool {WAREHOUSE_POOL}" in e.message]  # fmt: skip
     assert blocked, "no step ever waited for the warehouse pool"
-    # ... and no two steps were ever in progress together, in one run or across runs: a step's
-    # slot is taken before it starts and freed once its end is recorded, and it opens the
-    # warehouse only in between.
-    overlapping = [(a, b) for a, b in combinations(sorted(steps), 2) if b[0] < a[1]]
-    assert not overlapping, overlapping[0]
+    # (Steps of two runs may still be in progress together where both claimed the pool's slot
+    # at the same instant, Dagster's SQLite race above: the file lock keeps their use of the
+    # warehouse apart, which is what the absence of lock errors shows.)
 
     # What they built is what a build done alone (the lab_survey fixture's) made.
     made = {m.name for m in load_models(MODELS_DIR) if m.name in SELECTION}
@@ -160,3 +161,33 @@ def test_a_second_writer_hits_duckdbs_lock(tmp_path):
     assert not success
     texts = [_text(e).lower() for e in instance.all_logs(run_id)]
     assert any(all(s in text for s in LOCK_ERRORS) for text in texts)
+
+
+def _write_under_lock(path: str, out) -> None:
+    from survey_assets.warehouse import access
+
+    with access.connect(Path(path)) as con:
+        out.put(time.monotonic())  # CLOCK_MONOTONIC: comparable across processes
+        con.execute("CREATE OR REPLACE TABLE t AS SELECT 2 AS x")
+
+
+def test_the_file_lock_makes_a_second_writer_wait(tmp_path):
+    """A writer in another process, started while this one holds the warehouse, waits for it
+    and then writes; it neither fails on DuckDB's lock nor gets in before the first is done."""
+    from survey_assets.warehouse import access
+
+    path = tmp_path / WAREHOUSE_FILE
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    with access.connect(path) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+        child = ctx.Process(target=_write_under_lock, args=(str(path), out))
+        child.start()
+        time.sleep(2.0)  # ample for a spawned child to reach the lock
+        assert out.empty()  # still waiting
+        released = time.monotonic()
+    entered = out.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0 and entered >= released
+    with access.connect(path, read_only=True) as con:
+        assert con.execute("SELECT x FROM t").fetchall() == [(2,)]

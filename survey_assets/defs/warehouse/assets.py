@@ -7,7 +7,6 @@ import contextlib
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from survey_assets.defs.constants import (
     CANDIDATE_DOMAINS,
@@ -26,6 +25,7 @@ from survey_assets.defs.constants import (
 )
 from survey_assets.defs.metadata import md_table
 from survey_assets.defs.resources import SurveySettings
+from survey_assets.warehouse import access
 from survey_assets.warehouse.lake import create_views
 from survey_assets.warehouse.models import MODELS_DIR, Model, build_model, load_models
 
@@ -35,15 +35,11 @@ LAKE_ASSETS = [RAW_ZONE_LISTS, CANDIDATE_DOMAINS, DOMAIN_SCANS, MX_HOST_SCANS, N
 
 @contextlib.contextmanager
 def warehouse(survey: SurveySettings, read_only: bool = False):
-    path = Path(survey.data_dir) / WAREHOUSE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    if not read_only:  # rows of a table need no order: lets DuckDB write in parallel
-        con.execute("SET preserve_insertion_order = false")
-    try:
+    """The warehouse, under its file lock (`warehouse/access.py`) besides the pool."""
+    with access.connect(Path(survey.data_dir) / WAREHOUSE_FILE, read_only) as con:
+        if not read_only:  # rows of a table need no order: lets DuckDB write in parallel
+            con.execute("SET preserve_insertion_order = false")
         yield con
-    finally:
-        con.close()
 
 
 @dg.asset(key=LAKE_VIEWS, deps=LAKE_ASSETS, group_name=WAREHOUSE_GROUP, pool=WAREHOUSE_POOL,
