@@ -25,11 +25,18 @@ def lock_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the warehouse at `path`, held under its lock until the block ends."""
+def locked(path: Path, read_only: bool = False) -> Iterator[None]:
+    """The warehouse at `path` locked for reading (shared) or writing, until the block ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path(path), "a+b") as lock:  # closing it releases the lock
         fcntl.flock(lock, fcntl.LOCK_SH if read_only else fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse at `path`, held under its lock until the block ends."""
+    with locked(path, read_only):
         con = duckdb.connect(str(path), read_only=read_only)
         try:
             yield con

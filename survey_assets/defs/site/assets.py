@@ -16,6 +16,7 @@ from survey_assets.defs.constants import (
 )
 from survey_assets.defs.resources import SurveySettings
 from survey_assets.site.build import READS, build_site
+from survey_assets.warehouse import access
 
 
 @dg.asset(key=SITE, group_name=SITE_GROUP, pool=WAREHOUSE_POOL, kinds={"html"},
@@ -27,7 +28,9 @@ def site(context: dg.AssetExecutionContext, survey: SurveySettings) -> dg.Materi
     latest status and history from a static index). It works opened from disk or served by any
     web server (`survey site serve`); it needs no network."""
     out = Path(survey.data_dir) / SITE_DIR
-    report = build_site(Path(survey.data_dir) / WAREHOUSE_FILE, out)
+    warehouse = Path(survey.data_dir) / WAREHOUSE_FILE
+    with access.locked(warehouse, read_only=True):  # besides the pool: see warehouse/access.py
+        report = build_site(warehouse, out)
     for notice in report.notices:
         context.log.warning(notice)
     return dg.MaterializeResult(
