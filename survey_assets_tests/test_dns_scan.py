@@ -169,3 +169,18 @@ def test_target_names_are_read_as_dnspython_reads_them(labels, end):
     name, shown = _from_text(text)
     assert name.labels == expected.labels
     assert shown == expected.to_text()
+
+
+def test_the_collector_is_tuned_for_a_scan_and_restored_after():
+    """During a scan, objects alive before it are frozen and young ones collected less often;
+    afterwards the collector is as the caller had it, even when the scan fails."""
+    import gc
+
+    from survey_assets.dns.scan import _fewer_collections
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(RuntimeError), _fewer_collections():
+        assert gc.get_threshold()[0] >= 20_000 and gc.get_freeze_count() > frozen
+        raise RuntimeError("a scan that fails")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
