@@ -87,6 +87,11 @@ def _soa(view: W.View) -> W.RRset | None:
     return next((r for r in view.authority if r.rdtype == SOA), None)
 
 
+def _opt_out_below_apex(proof: Verdict) -> bool:
+    """A DS denial by an opt-out NSEC3 span over a name right below the zone's apex."""
+    return proof.status == R.INSECURE and proof.reasons == ["no_ds"] and proof.cut
+
+
 def _is_sub(name: tuple, ancestor: tuple) -> bool:
     return len(name) >= len(ancestor) and name[len(name) - len(ancestor) :] == ancestor
 
@@ -159,8 +164,8 @@ class ChainValidator:
                     zone, DS, False, proofs, parent, parent_keys.keys, self.now,
                     self.policy, self._verified,
                 )  # fmt: skip
-                if proof.status == R.INSECURE and proof.reasons == ["no_ds"] and proof.cut:
-                    ttl = min([p.rrset.ttl for p in proofs] + [optout.soa_ttl(view) or 0])
+                if _opt_out_below_apex(proof):
+                    ttl = optout.denial_ttl(proofs, soa)
                     self._spans.remember(parent, proofs, ttl, self._clock())
                 if proof.status == R.SECURE or proof.reasons == ["no_ds"]:
                     return Verdict(R.INSECURE, ["no_ds"], cut=proof.cut)
@@ -205,7 +210,7 @@ class ChainValidator:
             return None
         proof = check_denial(zone, DS, False, proofs, parent, parent_keys.keys, self.now,
                              self.policy, self._verified)  # fmt: skip
-        if proof.status != R.INSECURE or proof.reasons != ["no_ds"] or not proof.cut:
+        if not _opt_out_below_apex(proof):
             return None
         # Charged as the DS query it saves: a target's budget verdict never depends on order.
         charge(1)

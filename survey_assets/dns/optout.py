@@ -20,7 +20,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from survey_assets.dns import wire as W
-from survey_assets.dns.validation import Proof, nsec3_hash
+from survey_assets.dns.validation import Proof, in_span, nsec3_hash
 
 NSEC3_TYPE = 50
 OPT_OUT = 0x01
@@ -90,20 +90,15 @@ class OptOutSpans:
         # (which wraps around past the end of the hash space).
         owner = held.owners[bisect.bisect_left(held.owners, digest) - 1]
         following, proof = held.spans[owner]
-        covered = (
-            owner < digest < following
-            if owner < following
-            else digest > owner or digest < following
-        )
-        if not covered:
+        if not in_span(owner, following, digest):
             return None
         return zone, [held.apex, proof]
 
 
-def soa_ttl(view: W.View) -> int | None:
-    """RFC 9077's bound for a negative answer's records: the SOA's TTL and its MINIMUM field."""
-    for rrset in view.authority:
-        if rrset.rdtype == 6 and rrset.rdatas:
-            minimum = int.from_bytes(rrset.rdatas[0].wire[-4:], "big")
-            return min(rrset.ttl, minimum)
-    return None
+def denial_ttl(proofs: list[Proof], soa: W.RRset | None) -> int:
+    """How long a negative answer's proofs may be used (RFC 9077): the smallest of their TTLs,
+    the SOA's TTL and its MINIMUM field; no time at all without a SOA."""
+    if soa is None or not soa.rdatas:
+        return 0
+    minimum = int.from_bytes(soa.rdatas[0].wire[-4:], "big")
+    return min([p.rrset.ttl for p in proofs] + [soa.ttl, minimum])

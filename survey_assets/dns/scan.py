@@ -116,26 +116,22 @@ def _fewer_collections() -> Iterator[None]:
 
 async def _scan_all(scan, names, resolver, anchors, now, settings, policy) -> list[dict]:
     """One row per name, in order, from `scan(validator, name)`; zone keys shared by all."""
-    with _fewer_collections():
-        return await _scan_targets(scan, names, resolver, anchors, now, settings, policy)
-
-
-async def _scan_targets(scan, names, resolver, anchors, now, settings, policy) -> list[dict]:
     settings = settings or ClientSettings()
     rows: list[dict] = [{}] * len(names)
     todo = iter(enumerate(names))
-    async with DnsClient([resolver], settings) as client:
-        validator = ChainValidator(client, anchors, now, policy or Policy())
+    with _fewer_collections():
+        async with DnsClient([resolver], settings) as client:
+            validator = ChainValidator(client, anchors, now, policy or Policy())
 
-        # A target asks one question at a time: this many workers, each taking the next
-        # target when its last is done, keep the client's slots busy (one task per worker,
-        # not per target), and a target's deadline runs from its start.
-        async def worker() -> None:
-            for index, name in todo:
-                rows[index] = await scan(validator, *_from_text(name))
+            # A target asks one question at a time: this many workers, each taking the next
+            # target when its last is done, keep the client's slots busy (one task per worker,
+            # not per target), and a target's deadline runs from its start.
+            async def worker() -> None:
+                for index, name in todo:
+                    rows[index] = await scan(validator, *_from_text(name))
 
-        workers = min(len(names), max(1, settings.max_in_flight))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+            workers = min(len(names), max(1, settings.max_in_flight))
+            await asyncio.gather(*(worker() for _ in range(workers)))
     return rows
 
 

@@ -333,12 +333,17 @@ class Proof:
     rrsigs: object | None  # wire.RRset of its RRSIGs (or a dnspython rdataset), or None
 
 
+def in_span(owner, following, key) -> bool:
+    """owner < key < following, with the chain's wrap-around at the end (the last record points
+    back to the first): NSEC names in canonical order, NSEC3 hashes as text."""
+    if owner < following:
+        return owner < key < following
+    return key > owner or key < following
+
+
 def _covers(owner: tuple, nxt: tuple, name: tuple) -> bool:
-    """owner < name < next in canonical order, with the chain's wrap-around at the end."""
-    o, x, n = owner[::-1], nxt[::-1], name[::-1]
-    if o < x:
-        return o < n < x
-    return n > o or n < x  # the last NSEC points back to the apex
+    """owner < name < next in canonical order (names compared by reversed labels)."""
+    return in_span(owner[::-1], nxt[::-1], name[::-1])
 
 
 def check_denial(
@@ -441,7 +446,7 @@ def _check_nsec3(qname, qtype, nxdomain, nsec3s, zone) -> Verdict:
     def covering(name):
         h = digest(name)
         for o, n, r in spans:
-            if (o < h < n) if o < n else (h > o or h < n):
+            if in_span(o, n, h):
                 return r
         return None
 
