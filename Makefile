@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 DATA ?= $(CURDIR)/data
 export SURVEY_DATA_DIR ?= $(DATA)
 export DAGSTER_HOME ?= $(DATA)/dagster
+# The compiled CZDS reader (rust/czds_reader, standard library only): rustup's cargo, or Debian's.
+CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
+NATIVE := survey_assets/sources/libczds_reader.so
 
-.PHONY: demo test install lint format ui bench clean
+.PHONY: demo test install native lint format ui bench clean
 
 $(BIN)/survey: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,7 +17,13 @@ $(BIN)/survey: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/survey
+$(NATIVE): rust/czds_reader/Cargo.toml rust/czds_reader/Cargo.lock rust/czds_reader/src/lib.rs
+	$(CARGO) build -q --release --offline --manifest-path rust/czds_reader/Cargo.toml
+	cp rust/czds_reader/target/release/libczds_reader.so $@
+
+native: $(NATIVE)
+
+install: $(BIN)/survey $(NATIVE)
 
 demo: install
 	$(BIN)/survey demo --days $${DAYS:-14} --scale $${SCALE:-demo}

@@ -19,7 +19,10 @@ from pathlib import Path
 import polars as pl
 from isal import igzip
 
+from survey_assets.sources import czds_native
 from survey_assets.sources.records import (
+    KEPT_TYPES,
+    KNOWN_TYPES,
     ImportStats,
     SourceError,
     clean_owners,
@@ -29,6 +32,7 @@ from survey_assets.sources.records import (
 
 BLOCK = 24 << 20  # bytes of text per parsed block: large enough to keep polars busy
 COLUMNS = ["owner", "ttl", "class", "rtype", "rdata"]
+HEADER = "\t".join(COLUMNS).encode() + b"\n"
 
 
 class _Hashing:
@@ -51,9 +55,9 @@ class _Hashing:
         return getattr(self.raw, name)
 
 
-def _blocks(path: Path, stats: ImportStats) -> Iterator[tuple[bytes, int]]:
-    """Blocks of whole lines and their line counts, decompressed in a thread so that parsing
-    overlaps decompression; the thread also checksums the file as it reads it."""
+def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
+    """Blocks of whole lines, each ending in a newline, decompressed in a thread so that
+    parsing overlaps decompression; the thread also checksums the file as it reads it."""
     handoff: queue.Queue = queue.Queue(maxsize=2)
 
     def produce() -> None:
@@ -67,11 +71,10 @@ def _blocks(path: Path, stats: ImportStats) -> Iterator[tuple[bytes, int]]:
                     if cut == 0:
                         rest += chunk
                         continue
-                    block = rest + chunk[:cut]
-                    handoff.put((block, block.count(b"\n")))
+                    handoff.put(rest + memoryview(chunk)[:cut])  # one copy, not two
                     rest = chunk[cut:]
                 if rest:
-                    handoff.put((rest + b"\n", rest.count(b"\n") + 1))
+                    handoff.put(rest + b"\n")
                 while hashed.read(1 << 20):  # bytes after the gzip stream's end still count
                     pass
             stats.sha256 = hashed.sha256.hexdigest()
@@ -104,8 +107,8 @@ def read_czds(
     """
     with ThreadPoolExecutor(PARSERS, thread_name_prefix="czds") as pool:
         pending: deque = deque()
-        for index, (block, lines) in enumerate(_blocks(path, stats)):
-            task = pool.submit(_block_records, path, block, lines, zone, index == 0, as_rrsets)
+        for index, block in enumerate(_blocks(path, stats)):
+            task = pool.submit(_block_records, path, block, zone, index == 0, as_rrsets)
             pending.append(task)
             if len(pending) > PARSERS:
                 yield _merged(pending.popleft().result(), stats)
@@ -125,14 +128,37 @@ def _merged(done: tuple[pl.DataFrame, ImportStats], stats: ImportStats) -> pl.Da
 
 
 def _block_records(
-    path: Path, block: bytes, lines: int, zone: str, first: bool, as_rrsets: bool = False
+    path: Path, block: bytes, zone: str, first: bool, as_rrsets: bool = False
 ) -> tuple[pl.DataFrame, ImportStats]:
+    """A block's RRsets by the compiled reader, which leaves any line that is not plain to
+    the polars reader; records (and RRsets without the library) by the polars reader."""
+    if not (as_rrsets and czds_native.available()):
+        return _polars_block(path, block, zone, first, as_rrsets)
+    reader = czds_native.BlockReader(zone, KNOWN_TYPES, KEPT_TYPES)
+    read = reader.read(block)
+    stats = ImportStats(lines=read.lines, records=read.records, blank=read.blank, types=read.types)
+    if first:
+        _check_soa(path, read.frame, zone)
+    if not read.odd_lines:
+        return read.frame, stats
+    odd, odd_stats = _polars_block(path, read.odd_text, zone, first, True)
+    odd_stats.lines = 0  # counted in the block's
+    stats.merge(odd_stats)
+    return pl.concat([read.frame, odd]), stats
+
+
+def _polars_block(
+    path: Path, block: bytes, zone: str, first: bool, as_rrsets: bool
+) -> tuple[pl.DataFrame, ImportStats]:
+    """A block (whole lines, ending in a newline) read by polars."""
+    lines = block.count(b"\n")
+    # A header of five columns: a block whose first line has fewer fields (a stray directive)
+    # would otherwise set the number of columns for all of them.
     frame = pl.read_csv(
-        block,
+        HEADER + block,
         separator="\t",
-        has_header=False,
+        has_header=True,
         quote_char=None,
-        new_columns=COLUMNS,
         columns=[0, 2, 3, 4],  # the TTL is not kept: not parsing it saves a fifth of the work
         schema_overrides=dict.fromkeys(COLUMNS, pl.String),
         truncate_ragged_lines=True,

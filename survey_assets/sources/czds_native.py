@@ -1,0 +1,146 @@
+"""The compiled CZDS block reader (`rust/czds_reader`, built by `make native`), through ctypes.
+
+One call per block of whole lines turns the plain lines into RRset rows, as Arrow string
+columns written straight into buffers allocated here, and lists the lines it did not take as
+plain; `czds._block_records` sends those through the polars reader, the reference for every
+rule. Without the library (a plain `pip install`), the polars reader reads every line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+LIBRARY = Path(__file__).with_name("libczds_reader.so")
+_COUNTS = (
+    *("lines", "rows", "records", "blank", "odd_lines", "odd_bytes"),
+    *("owner_bytes", "rtype_bytes", "rdata_bytes", "types_bytes"),
+)
+_TYPES_CAP = 1 << 16  # "mnemonic count" lines: the reader counts at most 1,024 types
+_SHORTEST = 10  # bytes of the shortest line the reader takes ("a.\t\tin\tns\tx"), newline aside
+
+
+class _Counts(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in _COUNTS]
+
+
+class NativeError(RuntimeError):
+    """The compiled reader refused a block: a buffer too small, or a fault inside it."""
+
+
+def _load() -> ctypes.CDLL | None:
+    if not LIBRARY.exists():
+        logging.getLogger(__name__).warning(
+            "%s is not built (make native): CZDS files are read by the slower polars reader",
+            LIBRARY,
+        )
+        return None
+    lib = ctypes.CDLL(str(LIBRARY))
+    lib.czds_read_block.restype = ctypes.c_int32
+    lib.czds_read_block.argtypes = [
+        *[ctypes.c_void_p, ctypes.c_size_t] * 4,  # block, zone, known types, kept types
+        *[ctypes.c_void_p] * 6,  # offsets and data of owner, rtype, rdata
+        *[ctypes.c_size_t] * 4,  # rows, data, rtype data and type-count capacities
+        ctypes.c_void_p,
+        ctypes.c_size_t,  # odd lines (start, end) and their capacity
+        ctypes.c_void_p,  # type counts out
+        ctypes.POINTER(_Counts),
+    ]
+    return lib
+
+
+_LIB = _load()
+
+
+def available() -> bool:
+    return _LIB is not None
+
+
+@dataclass
+class Block:
+    """What the compiled reader made of one block."""
+
+    frame: pl.DataFrame  # RRsets: owner, rtype, rdata
+    lines: int  # lines in the block
+    types: Counter  # records by type mnemonic, over the lines taken
+    records: int  # records in `frame`, after duplicates are dropped
+    blank: int  # empty lines
+    odd_lines: int  # lines not taken as plain, left to the polars reader
+    odd_text: bytes  # those lines, each ending in a newline
+
+
+class BlockReader:
+    """Reads blocks of one zone's CZDS file: the zone and the type lists are encoded once."""
+
+    def __init__(self, zone: str, known: frozenset[str], kept: tuple[str, ...]) -> None:
+        self.zone = zone.encode()
+        self.known = "\n".join(sorted(known)).encode()
+        self.kept = "\n".join(kept).encode()
+        self.longest_kept = max(map(len, kept))
+
+    def read(self, block: bytes) -> Block:
+        """`block` holds whole lines (the last one may lack its newline)."""
+        assert _LIB is not None
+        # Bounds, not sizes: pages of a buffer that are never written are never mapped.
+        rows_cap = len(block) // _SHORTEST + 1
+        data_cap = len(block)
+        offsets = [pa.allocate_buffer(4 * (rows_cap + 1)) for _ in range(3)]
+        owner, rdata = pa.allocate_buffer(data_cap), pa.allocate_buffer(data_cap)
+        rtype_cap = self.longest_kept * rows_cap
+        rtype = pa.allocate_buffer(rtype_cap)
+        odd = pa.allocate_buffer(data_cap + 1)  # each odd line with a newline
+        types = pa.allocate_buffer(_TYPES_CAP)
+        counts = _Counts()
+        text = ctypes.c_char_p(block)
+        code = _LIB.czds_read_block(
+            ctypes.cast(text, ctypes.c_void_p),
+            len(block),
+            self.zone,
+            len(self.zone),
+            self.known,
+            len(self.known),
+            self.kept,
+            len(self.kept),
+            offsets[0].address,
+            owner.address,
+            offsets[1].address,
+            rtype.address,
+            offsets[2].address,
+            rdata.address,
+            rows_cap,
+            data_cap,
+            rtype_cap,
+            _TYPES_CAP,
+            odd.address,
+            data_cap + 1,
+            types.address,
+            ctypes.byref(counts),
+        )
+        if code != 0:
+            raise NativeError(f"the compiled CZDS reader failed with code {code}")
+        n = counts.rows
+        columns = {
+            name: pa.Array.from_buffers(pa.string(), n, [None, offsets[i], data.slice(0, used)])
+            for i, (name, data, used) in enumerate(
+                (
+                    ("owner", owner, counts.owner_bytes),
+                    ("rtype", rtype, counts.rtype_bytes),
+                    ("rdata", rdata, counts.rdata_bytes),
+                )
+            )
+        }
+        frame = pl.from_arrow(pa.table(columns))
+        tally = Counter()
+        for line in types.to_pybytes()[: counts.types_bytes].decode().splitlines():
+            mnemonic, count = line.split(" ")
+            tally[mnemonic] = int(count)
+        odd_text = odd.to_pybytes()[: counts.odd_bytes] if counts.odd_lines else b""
+        return Block(
+            frame, counts.lines, tally, counts.records, counts.blank, counts.odd_lines, odd_text
+        )
