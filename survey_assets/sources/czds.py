@@ -132,24 +132,22 @@ def _block_records(
 ) -> tuple[pl.DataFrame, ImportStats]:
     """A block's RRsets by the compiled reader, which leaves any line that is not plain to
     the polars reader; records (and RRsets without the library) by the polars reader."""
+    if first:
+        _check_soa(path, block, zone)
     if not (as_rrsets and czds_native.available()):
-        return _polars_block(path, block, zone, first, as_rrsets)
+        return _polars_block(block, zone, as_rrsets)
     reader = czds_native.BlockReader(zone, KNOWN_TYPES, KEPT_TYPES)
     read = reader.read(block)
     stats = ImportStats(lines=read.lines, records=read.records, blank=read.blank, types=read.types)
-    if first:
-        _check_soa(path, read.frame, zone)
     if not read.odd_lines:
         return read.frame, stats
-    odd, odd_stats = _polars_block(path, read.odd_text, zone, first, True)
+    odd, odd_stats = _polars_block(read.odd_text, zone, as_rrsets=True)
     odd_stats.lines = 0  # counted in the block's
     stats.merge(odd_stats)
     return pl.concat([read.frame, odd]), stats
 
 
-def _polars_block(
-    path: Path, block: bytes, zone: str, first: bool, as_rrsets: bool
-) -> tuple[pl.DataFrame, ImportStats]:
+def _polars_block(block: bytes, zone: str, as_rrsets: bool) -> tuple[pl.DataFrame, ImportStats]:
     """A block (whole lines, ending in a newline) read by polars."""
     lines = block.count(b"\n")
     # A header of five columns: a block whose first line has fewer fields (a stray directive)
@@ -163,11 +161,15 @@ def _polars_block(
         schema_overrides=dict.fromkeys(COLUMNS, pl.String),
         truncate_ragged_lines=True,
         comment_prefix=None,
+        encoding="utf8-lossy",  # bytes that are not UTF-8 become U+FFFD: such lines are refused
     )
     stats = ImportStats(lines=lines)  # every line but an empty one makes a row
-    if first:  # the SOA opens a zone file
-        _check_soa(path, frame, zone)
     stats.blank += lines - frame.height
+    lossy = pl.any_horizontal(pl.col(c).str.contains("\ufffd", literal=True) for c in frame.columns)
+    if frame.select(lossy.any()).item():
+        frame = frame.with_columns(_lossy=lossy.fill_null(False))
+        stats.reject("not_utf8", _line_text(frame.filter("_lossy")))
+        frame = frame.filter(~pl.col("_lossy")).drop("_lossy")
     broken = frame.filter(pl.col("rdata").is_null() | pl.col("rtype").is_null())
     if broken.height:
         owners = broken["owner"].fill_null("")
@@ -180,11 +182,14 @@ def _polars_block(
         if (~directives).any():
             stats.reject("not_a_record", owners.filter(~directives))
         frame = frame.filter(pl.col("rdata").is_not_null() & pl.col("rtype").is_not_null())
-    classes = frame["class"]
+    classes = frame["class"].fill_null("")  # an empty field is no class at all
     if not (classes == "in").all():
         classes = classes.str.to_lowercase()
         odd = frame.filter(classes != "in")
-        stats.reject("bad_class", odd["owner"] + "\t" + odd["class"])
+        if odd.height:  # upper-case IN is fine
+            stats.reject(
+                "bad_class", odd["owner"].fill_null("") + "\t" + odd["class"].fill_null("")
+            )
         frame = frame.filter(classes == "in")
     kept = clean_types(frame.select("owner", "rtype", "rdata"), stats)
     if not as_rrsets:
@@ -193,10 +198,21 @@ def _polars_block(
     return clean_owners(rrsets(kept, counted=True), zone, stats).drop("_n"), stats
 
 
-def _check_soa(path: Path, frame: pl.DataFrame, zone: str) -> None:
-    """A file whose SOA names another zone is not this zone's file: refuse it whole."""
-    soa = frame.filter(pl.col("rtype").str.to_lowercase() == "soa")
-    if soa.height:
-        owner = soa["owner"][0].strip().lower()
-        if owner != zone:
-            raise SourceError(f"{path}: the file's SOA is for {owner}, not {zone}")
+def _line_text(frame: pl.DataFrame) -> pl.Series:
+    fields = [pl.col(c).fill_null("") for c in ("owner", "class", "rtype", "rdata")]
+    return frame.select(pl.concat_str(fields, separator="\t")).to_series()
+
+
+def _check_soa(path: Path, block: bytes, zone: str) -> None:
+    """A file whose SOA names another zone is not this zone's file: refuse it whole. The SOA
+    opens a zone file: it is looked for among the first lines only."""
+    for line in block[:SOA_WITHIN].split(b"\n")[:-1]:
+        fields = line.decode(errors="replace").split("\t")
+        if len(fields) >= 5 and fields[3].strip().lower() == "soa":
+            owner = fields[0].strip().lower()
+            if owner != zone:
+                raise SourceError(f"{path}: the file's SOA is for {owner}, not {zone}")
+            return
+
+
+SOA_WITHIN = 1 << 16  # bytes at the start of a file where its SOA is looked for

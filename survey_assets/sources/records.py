@@ -28,6 +28,7 @@ BAD_CLASSES = {
     "bad_name": "an owner that is not a valid DNS name (empty label, label > 63, name > 255 octets)",
     "out_of_zone": "an owner outside the zone the file is for",
     "bad_class": "a class other than IN",
+    "not_utf8": "a line that is not UTF-8 text",
 }
 KNOWN_TYPES = frozenset(
     t.name.lower() for t in dns.rdatatype.RdataType if not t.name.startswith("TYPE")

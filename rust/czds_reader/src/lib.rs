@@ -9,7 +9,7 @@
 //! Debian's cargo and no registry.
 //!
 //! A line is taken as plain when it has five tab-separated fields (the TTL is not read; fields
-//! after the fifth, or a carriage return, make a line odd), class IN in any case, a type mnemonic
+//! after the fifth, a carriage return or a byte that is not ASCII make a line odd), class IN in any case, a type mnemonic
 //! from the caller's list (or TYPEnnn), and, for the kept types, an owner inside the zone made
 //! of letters, digits, `-`, `_` and `*` with labels of 1 to 63 octets, ending in a dot, at most
 //! 254 characters. Owners are written in lower case. A run of lines with the same owner (as
@@ -183,8 +183,8 @@ impl<'a, 'b> Reader<'a, 'b> {
                     label = 0;
                 }
                 Some(4) => break,
-                Some(_) => labels_ok = false,
-                None => return Ok(false),
+                Some(_) if line[at].is_ascii() => labels_ok = false,
+                _ => return Ok(false), // no tab, or a byte that may not be UTF-8
             }
             at += 1;
         }
@@ -203,9 +203,10 @@ impl<'a, 'b> Reader<'a, 'b> {
             Some(n) if n > 0 => n,
             _ => return Ok(false),
         };
-        // A sixth field (which the CSV reader drops) or a carriage return is left to it.
+        // A sixth field (which the CSV reader drops), a carriage return or a byte that is not
+        // ASCII (which may not be UTF-8) is left to it.
         let (rtype, rdata) = (&rest[..tlen], &rest[tlen + 1..]);
-        if rdata.is_empty() || find(rdata, b'\t', b'\r').is_some() {
+        if rdata.is_empty() || !rdata.is_ascii() || find(rdata, b'\t', b'\r').is_some() {
             return Ok(false);
         }
         let position = match self.type_of(rtype) {
