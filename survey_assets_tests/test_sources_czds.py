@@ -150,6 +150,17 @@ def test_damaged_gzip_fails_that_file_only_and_keeps_yesterday(tmp_path, damage)
     assert not list(lake.rglob("*.tmp")) and not list((lake / ".staging").glob("*"))
 
 
+def test_a_line_without_end_fails_that_file(tmp_path):
+    """A file that is not a zone file (here a megabyte with no newline) fails with its name,
+    before it becomes a block without bound."""
+    path = tmp_path / "example.txt.gz"
+    path.write_bytes(
+        gzip.compress(b"example.\t1\tin\tsoa\ta. b. 1 1 1 1 1\n" + b"x" * (czds.MAX_LINE + 1))
+    )
+    with pytest.raises(SourceError, match="example.txt.gz: damaged file: a line longer than"):
+        list(read_czds(path, "example.", ImportStats(), as_rrsets=True))
+
+
 def test_file_for_another_zone_is_refused(tmp_path):
     path = tmp_path / "example.txt.gz"
     path.write_bytes(

@@ -31,6 +31,9 @@ from survey_assets.sources.records import (
 )
 
 BLOCK = 24 << 20  # bytes of text per parsed block: large enough to keep polars busy
+# No record's line comes near this (rdata is at most 65,535 octets, four times that as text):
+# a longer one means the file is not a zone file, and would make a block without bound.
+MAX_LINE = 1 << 20
 COLUMNS = ["owner", "ttl", "class", "rtype", "rdata"]
 HEADER = "\t".join(COLUMNS).encode() + b"\n"
 
@@ -68,18 +71,20 @@ def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
                 rest = b""
                 while chunk := f.read(BLOCK):
                     cut = chunk.rfind(b"\n") + 1
-                    if cut == 0:
+                    if cut:
+                        handoff.put(rest + memoryview(chunk)[:cut])  # one copy, not two
+                        rest = chunk[cut:]
+                    else:
                         rest += chunk
-                        continue
-                    handoff.put(rest + memoryview(chunk)[:cut])  # one copy, not two
-                    rest = chunk[cut:]
+                    if len(rest) > MAX_LINE:
+                        raise SourceError(f"a line longer than {MAX_LINE:,} bytes")
                 if rest:
                     handoff.put(rest + b"\n")
                 while hashed.read(1 << 20):  # bytes after the gzip stream's end still count
                     pass
             stats.sha256 = hashed.sha256.hexdigest()
             handoff.put(None)
-        except (OSError, EOFError, zlib.error, igzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error, igzip.BadGzipFile, SourceError) as exc:
             handoff.put(exc)
 
     worker = threading.Thread(target=produce, name=f"gunzip {path.name}", daemon=True)
@@ -137,7 +142,10 @@ def _block_records(
     if not (as_rrsets and czds_native.available()):
         return _polars_block(block, zone, as_rrsets)
     reader = czds_native.BlockReader(zone, KNOWN_TYPES, KEPT_TYPES)
-    read = reader.read(block)
+    try:
+        read = reader.read(block)
+    except czds_native.NativeError as exc:  # that feed fails; the day's others go on
+        raise SourceError(f"{path}: {exc}") from exc
     stats = ImportStats(lines=read.lines, records=read.records, blank=read.blank, types=read.types)
     if not read.odd_lines:
         return read.frame, stats
