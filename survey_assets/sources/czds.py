@@ -7,6 +7,7 @@ held whole in memory and no Python object is made per record.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import queue
 import threading
@@ -141,9 +142,8 @@ def _block_records(
         _check_soa(path, block, zone)
     if not (as_rrsets and czds_native.available()):
         return _polars_block(block, zone, as_rrsets)
-    reader = czds_native.BlockReader(zone, KNOWN_TYPES, KEPT_TYPES)
     try:
-        read = reader.read(block)
+        read = _native_reader(zone).read(block)
     except czds_native.NativeError as exc:  # that feed fails; the day's others go on
         raise SourceError(f"{path}: {exc}") from exc
     stats = ImportStats(lines=read.lines, records=read.records, blank=read.blank, types=read.types)
@@ -153,6 +153,11 @@ def _block_records(
     odd_stats.lines = 0  # counted in the block's
     stats.merge(odd_stats)
     return pl.concat([read.frame, odd]), stats
+
+
+@functools.lru_cache(maxsize=64)
+def _native_reader(zone: str) -> czds_native.BlockReader:
+    return czds_native.BlockReader(zone, KNOWN_TYPES, KEPT_TYPES)
 
 
 def _polars_block(block: bytes, zone: str, as_rrsets: bool) -> tuple[pl.DataFrame, ImportStats]:

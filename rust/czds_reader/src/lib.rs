@@ -2,19 +2,19 @@
 //!
 //! Called from `survey_assets/sources/czds_native.py` through ctypes. The caller hands a block
 //! of decompressed text and buffers to fill; the reader writes the block's kept RRsets as three
-//! Arrow string columns (owner, rtype, rdata) and lists every line it does not take as plain as
-//! an "odd" line, which the caller sends through the Python reader, the reference for every
-//! rule. The only unsafe code turns the caller's pointers into slices; the rest is safe Rust, so
-//! a hostile file can at worst make lines odd. Standard library only: CI may build it with
-//! Debian's cargo and no registry.
+//! Arrow string columns (owner, rtype, rdata) and copies out every line it does not take as
+//! plain (an "odd" line), which the caller sends through the polars reader, the reference for
+//! every rule. The only unsafe code turns the caller's pointers into slices; the rest is safe
+//! Rust, so a hostile file can at worst make lines odd. Standard library only: CI may build it
+//! with Debian's cargo and no registry.
 //!
-//! A line is taken as plain when it has five tab-separated fields (the TTL is not read; fields
-//! after the fifth, a carriage return or a byte that is not ASCII make a line odd), class IN in any case, a type mnemonic
-//! from the caller's list (or TYPEnnn), and, for the kept types, an owner inside the zone made
-//! of letters, digits, `-`, `_` and `*` with labels of 1 to 63 octets, ending in a dot, at most
-//! 254 characters. Owners are written in lower case. A run of lines with the same owner (as
-//! written in the file) and type becomes one RRset row, its record data distinct, sorted
-//! bytewise and joined by newlines.
+//! A line is taken as plain when it has exactly five tab-separated fields (the TTL is not
+//! read), no carriage return, only ASCII in its owner and record data, class IN in any case, a
+//! type mnemonic from the caller's list (or TYPEnnn), and, for the kept types, an owner inside
+//! the zone made of letters, digits, `-`, `_` and `*` with labels of 1 to 63 octets, ending in
+//! a dot, at most 254 characters. Owners are written in lower case. A run of lines with the
+//! same owner (as written in the file) and type becomes one RRset row, its record data
+//! distinct, sorted bytewise and joined by newlines.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
