@@ -124,3 +124,11 @@ def test_no_scratch_files_are_left(lake_days):
         if p.is_file() and ("/.staging/" in str(p) or p.suffix == ".tmp")
     ]
     assert leftovers == []
+
+
+def test_the_lab_files_went_through_the_compiled_reader(lake_days):
+    """The candidates above equal the truth with the compiled CZDS reader doing the reading
+    (it lowers the lab's upper-case owners itself; the padded ones go through polars)."""
+    _, results, _ = lake_days
+    meta = results[DAYS[0]].asset_materializations_for_node("raw_zone_lists")[0].metadata
+    assert meta["czds_reader"].value == "compiled (rust/czds_reader)"

@@ -16,6 +16,7 @@ from survey_assets.defs.resources import SurveySettings
 from survey_assets.lab.sources import LAB_SOURCES
 from survey_assets.lab.zonefiles import write_source
 from survey_assets.sources import candidates as C
+from survey_assets.sources import czds_native
 from survey_assets.sources.importer import RAW_DATASET, import_day
 
 
@@ -55,7 +56,7 @@ def zone_downloads(
     deps=[ZONE_DOWNLOADS],
     partitions_def=DAILY,
     group_name=SOURCES_GROUP,
-    kinds={"parquet", "polars"},
+    kinds={"parquet", "polars", "rust"},
 )
 def raw_zone_lists(
     context: dg.AssetExecutionContext, survey: SurveySettings
@@ -75,6 +76,11 @@ def raw_zone_lists(
     failed = [r for r in results if r.status != "ok"]
     for r in failed:
         context.log.error(f"{r.source}: {r.error}")
+    czds_reader = "compiled (rust/czds_reader)" if czds_native.available() else "polars"
+    if not czds_native.available() and any(r.kind == "czds" for r in results):
+        context.log.warning(
+            f"{czds_native.LIBRARY} is not built (make native): CZDS read by polars"
+        )
     bad = {f"{r.source}/{r.feed}": r.stats.as_metadata()["bad"] for r in results if r.stats.bad}
     return dg.MaterializeResult(
         metadata={
@@ -100,6 +106,7 @@ def raw_zone_lists(
                 ],
             ),  # fmt: skip
             "bad_lines": dg.MetadataValue.json(bad),
+            "czds_reader": czds_reader,
         }
     )
 
