@@ -131,23 +131,24 @@ class BlockReader:
         )
         if code != 0:
             raise NativeError(f"the compiled CZDS reader failed with code {code}")
-        n = counts.rows
-        columns = {
-            name: pa.Array.from_buffers(pa.string(), n, [None, offsets[i], data.slice(0, used)])
-            for i, (name, data, used) in enumerate(
-                (
-                    ("owner", owner, counts.owner_bytes),
-                    ("rtype", rtype, counts.rtype_bytes),
-                    ("rdata", rdata, counts.rdata_bytes),
-                )
+
+        def column(i: int, data: pa.Buffer, used: int) -> pa.Array:
+            return pa.Array.from_buffers(pa.string(), counts.rows, [None, offsets[i], data[:used]])
+
+        frame = pl.from_arrow(
+            pa.table(
+                {
+                    "owner": column(0, owner, counts.owner_bytes),
+                    "rtype": column(1, rtype, counts.rtype_bytes),
+                    "rdata": column(2, rdata, counts.rdata_bytes),
+                }
             )
-        }
-        frame = pl.from_arrow(pa.table(columns))
+        )
         tally = Counter()
-        for line in types.to_pybytes()[: counts.types_bytes].decode().splitlines():
+        for line in types[: counts.types_bytes].to_pybytes().decode().splitlines():
             mnemonic, count = line.split(" ")
             tally[mnemonic] = int(count)
-        odd_text = odd.to_pybytes()[: counts.odd_bytes] if counts.odd_lines else b""
+        odd_text = odd[: counts.odd_bytes].to_pybytes()  # just the bytes written
         return Block(
             frame, counts.lines, tally, counts.records, counts.blank, counts.odd_lines, odd_text
         )
