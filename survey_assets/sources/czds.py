@@ -1,8 +1,9 @@
 """CZDS zone files: one record per line, tab-separated, gzipped or plain, read as a stream.
 
 A decompressing thread (ISA-L's igzip, several times faster than zlib) hands blocks of whole
-lines to polars, which parses each block with its multi-threaded CSV reader: the file is never
-held whole in memory and no Python object is made per record.
+lines to the compiled reader (`czds_native`), which leaves the lines it does not take as plain
+to polars' CSV reader, the reference for every rule: the file is never held whole in memory and
+no Python object is made per record.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ BLOCK = 24 << 20  # bytes of text per parsed block: large enough to keep polars 
 # No record's line comes near this (rdata is at most 65,535 octets, four times that as text):
 # a longer one means the file is not a zone file, and would make a block without bound.
 MAX_LINE = 1 << 20
+SOA_WITHIN = 1 << 16  # bytes at the start of a file where its SOA is looked for
 COLUMNS = ["owner", "ttl", "class", "rtype", "rdata"]
 HEADER = "\t".join(COLUMNS).encode() + b"\n"
 
@@ -179,7 +181,8 @@ def _polars_block(block: bytes, zone: str, as_rrsets: bool) -> tuple[pl.DataFram
     stats = ImportStats(lines=lines)  # every line but an empty one makes a row
     stats.blank += lines - frame.height
     lossy = pl.any_horizontal(pl.col(c).str.contains("\ufffd", literal=True) for c in frame.columns)
-    if frame.select(lossy.any()).item():
+    # ASCII text (nearly every block) has nothing to replace: no scan of the columns for it.
+    if not block.isascii() and frame.select(lossy.any()).item():
         frame = frame.with_columns(_lossy=lossy.fill_null(False))
         stats.reject("not_utf8", _line_text(frame.filter("_lossy")))
         frame = frame.filter(~pl.col("_lossy")).drop("_lossy")
@@ -226,6 +229,3 @@ def _check_soa(path: Path, block: bytes, zone: str) -> None:
             if owner != zone:
                 raise SourceError(f"{path}: the file's SOA is for {owner}, not {zone}")
             return
-
-
-SOA_WITHIN = 1 << 16  # bytes at the start of a file where its SOA is looked for

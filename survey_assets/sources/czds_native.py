@@ -18,10 +18,8 @@ import polars as pl
 import pyarrow as pa
 
 LIBRARY = Path(__file__).with_name("libczds_reader.so")
-_COUNTS = (
-    *("lines", "rows", "records", "blank", "odd_lines", "odd_bytes"),
-    *("owner_bytes", "rtype_bytes", "rdata_bytes", "types_bytes"),
-)
+_COUNTS = ("lines", "rows", "records", "blank", "odd_lines", "odd_bytes",
+           "owner_bytes", "rtype_bytes", "rdata_bytes", "types_bytes")  # fmt: skip
 _TYPES_CAP = 1 << 16  # "mnemonic count" lines: the reader counts at most 1,024 types
 # The C library's allocator for the blocks' buffers: measured on the 20 M-line file, the
 # import took a tenth less CPU than with pyarrow's default (mimalloc).
@@ -104,9 +102,8 @@ class BlockReader:
         odd = _buffer(data_cap + 1)  # each odd line with a newline
         types = _buffer(_TYPES_CAP)
         counts = _Counts()
-        text = ctypes.c_char_p(block)
         code = _LIB.czds_read_block(
-            ctypes.cast(text, ctypes.c_void_p),
+            block,
             len(block),
             self.zone,
             len(self.zone),

@@ -25,6 +25,7 @@ const MAX_OWNER: usize = 254;
 
 /// Sizes in and out: one struct so the C signature stays short.
 #[repr(C)]
+#[derive(Default)]
 pub struct Counts {
     pub lines: u64,     // lines in the block, a last one without a newline included
     pub rows: u64,      // RRset rows written
@@ -53,30 +54,26 @@ impl<'a> Text<'a> {
     }
 }
 
-/// An Arrow string column written into caller-owned buffers.
+/// An Arrow string column written into caller-owned buffers: offsets, and the text they cut.
 struct Column<'a> {
     offsets: &'a mut [i32],
-    data: &'a mut [u8],
+    text: Text<'a>,
     rows: usize,
-    used: usize,
 }
 
 impl<'a> Column<'a> {
     fn new(offsets: &'a mut [i32], data: &'a mut [u8]) -> Result<Self, i32> {
         *offsets.first_mut().ok_or(-2)? = 0;
-        Ok(Column { offsets, data, rows: 0, used: 0 })
+        Ok(Column { offsets, text: Text { data, used: 0 }, rows: 0 })
     }
 
     fn extend(&mut self, bytes: &[u8]) -> Result<(), i32> {
-        let end = self.used + bytes.len();
-        self.data.get_mut(self.used..end).ok_or(-3)?.copy_from_slice(bytes);
-        self.used = end;
-        Ok(())
+        self.text.extend(bytes)
     }
 
     fn finish_row(&mut self) -> Result<(), i32> {
         self.rows += 1;
-        let used = i32::try_from(self.used).map_err(|_| -4)?;
+        let used = i32::try_from(self.text.used).map_err(|_| -4)?;
         *self.offsets.get_mut(self.rows).ok_or(-2)? = used;
         Ok(())
     }
@@ -281,9 +278,9 @@ impl<'a, 'b> Reader<'a, 'b> {
             records.sort_unstable();
             records.dedup();
         }
-        let start = self.owner.used;
+        let start = self.owner.text.used;
         self.owner.extend(self.run_owner)?;
-        self.owner.data[start..self.owner.used].make_ascii_lowercase();
+        self.owner.text.data[start..self.owner.text.used].make_ascii_lowercase();
         self.owner.finish_row()?;
         self.rtype.extend(&self.types[self.run_type].mnemonic)?;
         self.rtype.finish_row()?;
@@ -332,18 +329,7 @@ fn read<'b>(
         rtype: Column::new(to, td)?,
         rdata: Column::new(ro, rd)?,
         odd: Text { data: odd, used: 0 },
-        counts: Counts {
-            lines: 0,
-            rows: 0,
-            records: 0,
-            blank: 0,
-            odd_lines: 0,
-            odd_bytes: 0,
-            owner_bytes: 0,
-            rtype_bytes: 0,
-            rdata_bytes: 0,
-            types_bytes: 0,
-        },
+        counts: Counts::default(),
         run_owner: &[],
         run_type: 0,
         run_rdata: Vec::with_capacity(16),
@@ -364,9 +350,9 @@ fn read<'b>(
         text.extend_from_slice(format!(" {}\n", t.count).as_bytes());
     }
     types_out.get_mut(..text.len()).ok_or(-6)?.copy_from_slice(&text);
-    reader.counts.owner_bytes = reader.owner.used as u64;
-    reader.counts.rtype_bytes = reader.rtype.used as u64;
-    reader.counts.rdata_bytes = reader.rdata.used as u64;
+    reader.counts.owner_bytes = reader.owner.text.used as u64;
+    reader.counts.rtype_bytes = reader.rtype.text.used as u64;
+    reader.counts.rdata_bytes = reader.rdata.text.used as u64;
     reader.counts.types_bytes = text.len() as u64;
     reader.counts.odd_bytes = reader.odd.used as u64;
     *counts = reader.counts;
