@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 DATA ?= $(CURDIR)/data
 export SURVEY_DATA_DIR ?= $(DATA)
 export DAGSTER_HOME ?= $(DATA)/dagster
-# The compiled CZDS reader (rust/czds_reader, standard library only): rustup's cargo, or Debian's.
+# The compiled parts (rust/, standard library only): rustup's cargo, or Debian's.
 CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
-NATIVE := survey_assets/sources/libczds_reader.so
+NATIVE := survey_assets/sources/libczds_reader.so survey_assets/dns/libdns_fastpath.so
 
 .PHONY: demo test install native lint format ui bench clean
 
@@ -17,9 +17,13 @@ $(BIN)/survey: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-$(NATIVE): rust/czds_reader/Cargo.toml rust/czds_reader/Cargo.lock rust/czds_reader/src/lib.rs
+survey_assets/sources/libczds_reader.so: $(wildcard rust/czds_reader/*.*) $(wildcard rust/czds_reader/src/*.rs)
 	$(CARGO) build -q --release --offline --manifest-path rust/czds_reader/Cargo.toml
 	cp rust/czds_reader/target/release/libczds_reader.so $@
+
+survey_assets/dns/libdns_fastpath.so: $(wildcard rust/dns_fastpath/*.*) $(wildcard rust/dns_fastpath/src/*.rs)
+	$(CARGO) build -q --release --offline --manifest-path rust/dns_fastpath/Cargo.toml
+	cp rust/dns_fastpath/target/release/libdns_fastpath.so $@
 
 native: $(NATIVE)
 

@@ -26,7 +26,7 @@ import dns.rcode
 from survey_assets import reasons as R
 from survey_assets.dns import optout
 from survey_assets.dns import wire as W
-from survey_assets.dns.client import Answer, BudgetExceeded, DnsClient, charge, spent
+from survey_assets.dns.client import Answer, BudgetExceeded, DnsClient, charge, counted, spent
 from survey_assets.dns.validation import (
     Policy,
     Proof,
@@ -139,6 +139,13 @@ class ChainValidator:
             raise exc
         future.set_result((verdict, spent() - before))
         return verdict
+
+    async def zone_keys(self, zone: tuple) -> tuple[Verdict, int]:
+        """`keys(zone)`, and the queries a target is charged for them (`keys` charges keys
+        taken from the cache as if fetched)."""
+        with counted() as budget:
+            verdict = await self.keys(zone)
+        return verdict, budget.used
 
     async def _fetch_keys(self, zone: tuple) -> Verdict:
         if not zone:

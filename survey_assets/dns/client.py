@@ -26,7 +26,7 @@ import ipaddress
 import secrets
 import socket
 import struct
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ from survey_assets.dns.rdata import install as _install_lenient_tlsa
 
 _install_lenient_tlsa()  # malformed TLSA records are data for the survey, not parse errors
 
-__all__ = ["Answer", "BudgetExceeded", "ClientSettings", "DnsClient", "charge", "spent"]
+__all__ = ["Answer", "BudgetExceeded", "ClientSettings", "DnsClient", "charge", "counted", "spent"]
 
 # Reason codes of `Answer.error` (a subset shares its meaning with survey_assets.reasons).
 TIMEOUT = "timeout"
@@ -177,6 +177,17 @@ def charge(queries: int = 1) -> None:
     if budget.limit and budget.used + queries > budget.limit:
         raise BudgetExceeded(f"{budget.used} + {queries} queries > a budget of {budget.limit}")
     budget.used += queries
+
+
+@contextlib.contextmanager
+def counted() -> Iterator[_Budget]:
+    """An unlimited budget for the work inside: `.used` says how many queries it charged."""
+    budget = _Budget(0)
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
 
 
 def spent() -> int:

@@ -13,6 +13,7 @@ import dns.name
 import dns.rdatatype as T
 
 from survey_assets import reasons as R
+from survey_assets.dns import fastpath
 from survey_assets.dns.chain import ChainValidator
 from survey_assets.dns.client import ClientSettings, DnsClient
 from survey_assets.dns.validation import Policy
@@ -52,28 +53,37 @@ def _from_text(text: str) -> tuple[dns.name.Name, str]:
     return name, name.to_text()
 
 
-async def scan_domain(validator: ChainValidator, name: dns.name.Name, text: str = "") -> dict:
-    """A domain's MX answer, validated within the per-target query budget and deadline
-    (`text`: the name's presentation text, when the caller has it)."""
-    result = await validator.validate_within_limits(name, T.MX, name)
-    reasons = list(result.reasons)
+def domain_row(
+    text: str, status: str, reasons: list[str], rcode: int | None, zone: str | None,
+    records: list[str], signatures: list[str],
+) -> dict:  # fmt: skip
+    """A domain's row: its MX hosts (by preference) read from the MX RRset's text."""
+    reasons = list(reasons)
     mx = []
-    if result.status != R.INDETERMINATE and result.records and result.rcode == 0:
-        for rrset_text in result.records:
+    if status != R.INDETERMINATE and records and rcode == 0:
+        for rrset_text in records:
             for line in rrset_text.splitlines():
                 fields = line.split()
                 if len(fields) >= 6 and fields[3] == "MX":
                     mx.append((int(fields[4]), fields[5]))
-    if result.status != R.INDETERMINATE and result.rcode == 0 and not mx:
+    if status != R.INDETERMINATE and rcode == 0 and not mx:
         reasons.append("no_mx")
     return {
-        "name": text or name.to_text(),
-        "dnssec": result.status,
+        "name": text,
+        "dnssec": status,
         "reasons": R.check(reasons),
         "mx": [host for _, host in sorted(mx)],
-        "zone": result.zone,
-        "evidence": result.records + result.signatures,
+        "zone": zone,
+        "evidence": records + signatures,
     }
+
+
+async def scan_domain(validator: ChainValidator, name: dns.name.Name, text: str = "") -> dict:
+    """A domain's MX answer, validated within the per-target query budget and deadline
+    (`text`: the name's presentation text, when the caller has it)."""
+    result = await validator.validate_within_limits(name, T.MX, name)
+    return domain_row(text or name.to_text(), result.status, result.reasons, result.rcode,
+                      result.zone, result.records, result.signatures)  # fmt: skip
 
 
 async def scan_host(validator: ChainValidator, host: dns.name.Name, text: str = "") -> dict:
@@ -114,14 +124,25 @@ def _fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _scan_all(scan, names, resolver, anchors, now, settings, policy) -> list[dict]:
-    """One row per name, in order, from `scan(validator, name)`; zone keys shared by all."""
-    settings = settings or ClientSettings()
+async def _scan_all(
+    scan, names, resolver, anchors, now, settings, policy, fast: bool = False
+) -> list[dict]:
+    """One row per name, in order, from `scan(validator, name)`; zone keys shared by all.
+    `fast`: the domains the fast path decides (`fastpath.py`) are not scanned one by one."""
+    settings, policy = settings or ClientSettings(), policy or Policy()
     rows: list[dict] = [{}] * len(names)
-    todo = iter(enumerate(names))
     with _fewer_collections():
         async with DnsClient([resolver], settings) as client:
-            validator = ChainValidator(client, anchors, now, policy or Policy())
+            validator = ChainValidator(client, anchors, now, policy)
+            decided = (
+                await fastpath.scan_domains(validator, client, names, settings, policy)
+                if fast
+                else {}
+            )
+            for index, (status, reasons, zone, records, signatures) in decided.items():
+                rows[index] = domain_row(names[index], status, reasons, 0, zone, [records],
+                                         [signatures] if signatures else [])  # fmt: skip
+            todo = ((i, name) for i, name in enumerate(names) if i not in decided)
 
             # A target asks one question at a time: this many workers, each taking the next
             # target when its last is done, keep the client's slots busy (one task per worker,
@@ -130,7 +151,7 @@ async def _scan_all(scan, names, resolver, anchors, now, settings, policy) -> li
                 for index, name in todo:
                     rows[index] = await scan(validator, *_from_text(name))
 
-            workers = min(len(names), max(1, settings.max_in_flight))
+            workers = min(len(names) - len(decided), max(1, settings.max_in_flight))
             await asyncio.gather(*(worker() for _ in range(workers)))
     return rows
 
@@ -154,6 +175,8 @@ async def scan_domains(
     now: dt.datetime,
     settings: ClientSettings | None = None,
     policy: Policy | None = None,
+    fast: bool = True,
 ) -> list[dict]:
-    """One row per name, in order; a name that cannot be scanned still gets its row."""
-    return await _scan_all(scan_domain, names, resolver, anchors, now, settings, policy)
+    """One row per name, in order; a name that cannot be scanned still gets its row.
+    `fast=False` judges every name with the Python scanner (the fast path's reference)."""
+    return await _scan_all(scan_domain, names, resolver, anchors, now, settings, policy, fast)

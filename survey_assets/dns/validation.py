@@ -228,10 +228,17 @@ def _load_key(algorithm: int, material: bytes):
 
 
 def _verify(key: W.Dnskey, signature: bytes, data: bytes, cache: dict) -> bool:
-    public = _public_key(key.algorithm, key.key, cache)
+    return verify_signature(key.algorithm, key.key, signature, data, cache)
+
+
+def verify_signature(
+    algorithm: int, material: bytes, signature: bytes, data: bytes, cache: dict
+) -> bool:
+    """Does the DNSKEY material of `algorithm` sign `data` with `signature`? (Public keys
+    built once per `cache`.)"""
+    public = _public_key(algorithm, material, cache)
     if public is None:
         return False
-    algorithm = key.algorithm
     try:
         if algorithm in (8, 10):
             public.verify(signature, data, _PKCS1, _RSA_HASHES[algorithm])
