@@ -19,11 +19,11 @@ $(BIN)/survey: pyproject.toml
 
 survey_assets/sources/libczds_reader.so: $(wildcard rust/czds_reader/*.*) $(wildcard rust/czds_reader/src/*.rs)
 	$(CARGO) build -q --release --offline --manifest-path rust/czds_reader/Cargo.toml
-	cp rust/czds_reader/target/release/libczds_reader.so $@
+	cp rust/czds_reader/target/release/libczds_reader.so $@.tmp && mv $@.tmp $@
 
 survey_assets/dns/libdns_fastpath.so: $(wildcard rust/dns_fastpath/*.*) $(wildcard rust/dns_fastpath/src/*.rs)
 	$(CARGO) build -q --release --offline --manifest-path rust/dns_fastpath/Cargo.toml
-	cp rust/dns_fastpath/target/release/libdns_fastpath.so $@
+	cp rust/dns_fastpath/target/release/libdns_fastpath.so $@.tmp && mv $@.tmp $@
 
 native: $(NATIVE)
 

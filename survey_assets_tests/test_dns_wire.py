@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import dns.flags
 import dns.message
 import dns.name
+import dns.rrset
 import pytest
 
 import survey_assets.dns.client  # noqa: F401  (installs the lenient TLSA record type)
@@ -175,3 +176,15 @@ def test_names_sort_in_canonical_order():
     names = [W.name_of(dns.name.from_text(t)) for t in texts]
     assert sorted(names, key=lambda n: n[::-1]) == names
     assert sorted(dns.name.from_text(t) for t in texts) == [dns.name.from_text(t) for t in texts]
+
+
+def test_records_of_another_class_are_left_out_of_dnspythons_view():
+    """Found by the fast path's hypothesis test: an RRSIG of class 257 made the lean reader
+    decline, and the view of dnspython's parse handed the validator a record without its
+    fields (an AttributeError out of the scan)."""
+    query = dns.message.make_query("a.lab-cc.", "MX", want_dnssec=True)
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text("a.lab-cc.", 3600, "IN", "MX", "10 mx.lab-net."))
+    response.answer.append(dns.rrset.from_text("a.lab-cc.", 3600, "CH", "TXT", "x"))
+    view = W.from_message(dns.message.from_wire(response.to_wire()))
+    assert [(r.rdtype, len(r.rdatas)) for r in view.answer] == [(15, 1)]

@@ -59,7 +59,7 @@ def _load() -> ctypes.CDLL | None:
         )
         return None
     lib = ctypes.CDLL(str(LIBRARY))
-    for function in (lib.dnsfp_plan, lib.dnsfp_judge):
+    for function in (lib.dnsfp_plan, lib.dnsfp_judge, lib.dnsfp_read):
         function.restype = ctypes.c_int32
         function.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
                              ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)]  # fmt: skip
@@ -236,11 +236,61 @@ def _entries(data: bytes, pos: int, count: int) -> list[tuple[int, bytes]]:
     return out
 
 
+def plan(names: list[bytes], ds: list[bytes | None]) -> list[tuple[int, bytes]]:
+    """For each name (wire form) and its DS answer: 0 when the answer is not for the fast
+    path, 1 when it holds no DS, 2 when it does; and the parent zone (wire form, lower case)
+    whose keys judge it."""
+    request = [_U32.pack(len(names))]
+    for name, answer in zip(names, ds, strict=True):
+        request += _blob(name, answer or b"")
+    return _entries(_call(_LIB.dnsfp_plan, b"".join(request)), 0, len(names))
+
+
+Decision = tuple[str, list[str], str, str, str]  # status, reasons, zone, records, signatures
+
+
+def decide(
+    answers: list[tuple[bytes, bytes, bytes, bytes | None]],
+    zones: dict[bytes, list],
+    now: int,
+    policy: Policy,
+    cache: dict,
+) -> list[Decision | None]:
+    """For each (name, MX answer, DS answer, DNSKEY answer or None), judged with the trusted
+    keys of the parent `zones` (wire form → `wire.Dnskey`s) at `now` (POSIX seconds): the
+    decision, or None for the Python scanner. `cache`: public keys built, as the validator's."""
+    request = [struct.pack("<qI", now, policy.nsec3_max_iterations), _U32.pack(len(zones))]
+    for zone, zone_keys in zones.items():
+        request += [*_blob(zone), _U32.pack(len(zone_keys))]
+        for key in zone_keys:
+            request += _blob(key.wire)
+    request.append(_U32.pack(len(answers)))
+    for name, mx, ds, dnskey in answers:
+        request += _blob(name, mx, ds, dnskey or b"")
+    out = _call(_LIB.dnsfp_judge, b"".join(request))
+    jobs, pos = _jobs(out)
+    checks = _Checks(jobs, cache)
+    decisions: list[Decision | None] = []
+    for status, text in _entries(out, pos, len(answers)):
+        decision = None
+        if status:
+            zone, records, signatures, groups = text.decode().split(_SEP)
+            if checks.groups_hold(groups):
+                verdict = (R.SECURE, []) if status == 1 else (R.INSECURE, ["no_ds"])
+                decision = (*verdict, zone, records, signatures)
+        decisions.append(decision)
+    return decisions
+
+
+def read(message: bytes) -> bytes:
+    """The compiled reader's account of a message (see `dnsfp_read`), for tests."""
+    return _call(_LIB.dnsfp_read, message)
+
+
 async def scan_domains(
     validator, client: DnsClient, names: list[str], settings: ClientSettings, policy: Policy
-) -> dict[int, tuple[str, list[str], str, str, str]]:
-    """The domains the fast path decides, by index: (status, reasons, zone, records,
-    signatures). The others are left to the Python scanner."""
+) -> dict[int, Decision]:
+    """The domains the fast path decides, by index. The others are left to the Python scanner."""
     if _LIB is None or len(client._servers) != 1 or not names:
         return {}
     if settings.deadline and settings.deadline < 3 * settings.timeout:
@@ -257,19 +307,15 @@ async def scan_domains(
     questions = [(wire, rdtype) for _, wire in chosen for rdtype in (MX, DS)]
     answers = await loop.run_in_executor(None, exchange, server, questions, settings)
     mx, ds = answers[0::2], answers[1::2]
-
-    request = [_U32.pack(len(chosen))]
-    for (_, wire), answer in zip(chosen, ds, strict=True):
-        request += _blob(wire, answer or b"")
-    plan = _entries(_call(_LIB.dnsfp_plan, b"".join(request)), 0, len(chosen))
+    planned = plan([wire for _, wire in chosen], ds)
 
     zones: dict[bytes, tuple[list, int]] = {}  # secure parents: their keys, what they cost
-    for parent in {parent for kind, parent in plan if kind}:
+    for parent in {parent for kind, parent in planned if kind}:
         verdict, cost = await validator.zone_keys(_labels(parent))
         if verdict.secure:
             zones[parent] = (verdict.keys, cost)
     budget, judged = settings.query_budget, []
-    for i, (kind, parent) in enumerate(plan):
+    for i, (kind, parent) in enumerate(planned):
         # The queries the scanner would charge: MX, DS, DNSKEY when signed, the parent's keys.
         if (
             kind
@@ -279,30 +325,20 @@ async def scan_domains(
             and (not budget or zones[parent][1] + 2 + (kind == 2) <= budget)
         ):
             judged.append(i)
-    signed = [i for i in judged if plan[i][0] == 2]
+    signed = [i for i in judged if planned[i][0] == 2]
     keys = await loop.run_in_executor(
         None, exchange, server, [(chosen[i][1], DNSKEY) for i in signed], settings
     )
     dnskey = dict(zip(signed, keys, strict=True))
-
-    now = int(validator.now.timestamp())
-    request = [struct.pack("<qI", now, policy.nsec3_max_iterations), _U32.pack(len(zones))]
-    for zone, (zone_keys, _) in zones.items():
-        request += [*_blob(zone), _U32.pack(len(zone_keys))]
-        for key in zone_keys:
-            request += _blob(key.wire)
-    request.append(_U32.pack(len(judged)))
-    for i in judged:
-        request += _blob(chosen[i][1], mx[i], ds[i], dnskey.get(i) or b"")
-    out = _call(_LIB.dnsfp_judge, b"".join(request))
-    jobs, pos = _jobs(out)
-    checks = _Checks(jobs, validator._verified)
-    decided = {}
-    for i, (status, text) in zip(judged, _entries(out, pos, len(judged)), strict=True):
-        if not status:
-            continue
-        zone, records, signatures, groups = text.decode().split(_SEP)
-        if checks.groups_hold(groups):
-            verdict = (R.SECURE, []) if status == 1 else (R.INSECURE, ["no_ds"])
-            decided[chosen[i][0]] = (*verdict, zone, records, signatures)
-    return decided
+    decisions = decide(
+        [(chosen[i][1], mx[i], ds[i], dnskey.get(i)) for i in judged],
+        {zone: keys for zone, (keys, _) in zones.items()},
+        int(validator.now.timestamp()),
+        policy,
+        validator._verified,
+    )
+    return {
+        chosen[i][0]: decision
+        for i, decision in zip(judged, decisions, strict=True)
+        if decision is not None
+    }

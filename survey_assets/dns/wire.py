@@ -525,7 +525,9 @@ def _parse(wire: bytes) -> View:
 
 
 def from_message(message: dns.message.Message) -> View:
-    """The view of a message dnspython has parsed (for what `parse` leaves to dnspython)."""
+    """The view of a message dnspython has parsed (for what `parse` leaves to dnspython).
+    Records of a class other than IN answer no question the scanner asks: they are left out
+    (the validator reads the fields of IN records only)."""
     view = View(message.id, int(message.flags))
     view.rcode = int(message.rcode())
     view.question = [(name_of(q.name), int(q.rdtype), int(q.rdclass)) for q in message.question]
@@ -533,7 +535,7 @@ def from_message(message: dns.message.Message) -> View:
         view.opt = (int(message.opt[0].rdclass), int(message.opt.ttl))
     for section, source in ((view.answer, message.answer), (view.authority, message.authority),
                             (view.additional, message.additional)):  # fmt: skip
-        section.extend(rrset_view(rrset) for rrset in source)
+        section.extend(rrset_view(r) for r in source if r.rdclass == dns.rdataclass.IN)
     return view
 
 

@@ -132,6 +132,42 @@ fn judge_all(data: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A message as the reader reads it, to hold it to `wire.py` in tests: 0 when it declines;
+/// else 1, the header (ID, flags, rcode), the question, and the answer and authority RRsets
+/// (name, owner, type, covered type, TTL, and each record's wire and canonical forms).
+fn read(data: &[u8]) -> Option<Vec<u8>> {
+    let m = match message::parse(data) {
+        Ok(m) => m,
+        Err(_) => return Some(vec![0]),
+    };
+    let mut out = vec![1];
+    out.extend_from_slice(&m.id.to_le_bytes());
+    out.extend_from_slice(&m.flags.to_le_bytes());
+    out.extend_from_slice(&m.rcode.to_le_bytes());
+    out.extend_from_slice(&(m.question.len() as u32).to_le_bytes());
+    for (name, qtype, qclass) in &m.question {
+        put(&mut out, &message::wire_of(name));
+        out.extend_from_slice(&qtype.to_le_bytes());
+        out.extend_from_slice(&qclass.to_le_bytes());
+    }
+    for section in [&m.answer, &m.authority] {
+        out.extend_from_slice(&(section.len() as u32).to_le_bytes());
+        for rrset in section.iter() {
+            put(&mut out, &message::wire_of(&rrset.name));
+            put(&mut out, &message::wire_of(&rrset.owner));
+            out.extend_from_slice(&rrset.rdtype.to_le_bytes());
+            out.extend_from_slice(&rrset.covers.to_le_bytes());
+            out.extend_from_slice(&rrset.ttl.to_le_bytes());
+            out.extend_from_slice(&(rrset.rdatas.len() as u32).to_le_bytes());
+            for rd in &rrset.rdatas {
+                put(&mut out, &rd.wire);
+                put(&mut out, &rd.canon);
+            }
+        }
+    }
+    Some(out)
+}
+
 fn call(
     work: fn(&[u8]) -> Option<Vec<u8>>,
     input: *const u8,
@@ -167,6 +203,11 @@ pub extern "C" fn dnsfp_plan(input: *const u8, length: usize, out: *mut *mut u8,
 #[no_mangle]
 pub extern "C" fn dnsfp_judge(input: *const u8, length: usize, out: *mut *mut u8, out_length: *mut usize) -> i32 {
     call(judge_all, input, length, out, out_length)
+}
+
+#[no_mangle]
+pub extern "C" fn dnsfp_read(input: *const u8, length: usize, out: *mut *mut u8, out_length: *mut usize) -> i32 {
+    call(read, input, length, out, out_length)
 }
 
 #[no_mangle]
