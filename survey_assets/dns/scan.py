@@ -125,10 +125,11 @@ def _fewer_collections() -> Iterator[None]:
 
 
 async def _scan_all(
-    scan, names, resolver, anchors, now, settings, policy, fast: bool = False
+    scan, names, resolver, anchors, now, settings, policy, fast: bool = False, stats=None
 ) -> list[dict]:
     """One row per name, in order, from `scan(validator, name)`; zone keys shared by all.
-    `fast`: the domains the fast path decides (`fastpath.py`) are not scanned one by one."""
+    `fast`: the domains the fast path decides (`fastpath.py`) are not scanned one by one, and
+    `stats["fast_path_domains"]` counts them."""
     settings, policy = settings or ClientSettings(), policy or Policy()
     rows: list[dict] = [{}] * len(names)
     with _fewer_collections():
@@ -143,6 +144,8 @@ async def _scan_all(
                 rows[index] = domain_row(names[index], status, reasons, 0, zone, [records],
                                          [signatures] if signatures else [])  # fmt: skip
             todo = ((i, name) for i, name in enumerate(names) if i not in decided)
+            if stats is not None:
+                stats["fast_path_domains"] = len(decided)
 
             # A target asks one question at a time: this many workers, each taking the next
             # target when its last is done, keep the client's slots busy (one task per worker,
@@ -176,7 +179,11 @@ async def scan_domains(
     settings: ClientSettings | None = None,
     policy: Policy | None = None,
     fast: bool = True,
+    stats: dict | None = None,
 ) -> list[dict]:
     """One row per name, in order; a name that cannot be scanned still gets its row.
-    `fast=False` judges every name with the Python scanner (the fast path's reference)."""
-    return await _scan_all(scan_domain, names, resolver, anchors, now, settings, policy, fast)
+    `fast=False` judges every name with the Python scanner (the fast path's reference);
+    `stats`, when given, is told how many the fast path decided (`fast_path_domains`)."""
+    return await _scan_all(
+        scan_domain, names, resolver, anchors, now, settings, policy, fast, stats
+    )

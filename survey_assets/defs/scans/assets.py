@@ -54,7 +54,8 @@ SCHEMA = {
     "evidence": pl.List(pl.String),
 }
 
-Scanner = Callable[[pl.DataFrame, tuple[str, int], list, dt.datetime], pl.DataFrame]
+# A shard's rows, and counts of how they were made for the asset's metadata.
+Scanner = Callable[[pl.DataFrame, tuple[str, int], list, dt.datetime], tuple[pl.DataFrame, dict]]
 
 
 def _date(context: dg.OpExecutionContext) -> dt.date:
@@ -80,15 +81,16 @@ def _domain_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
     return candidates.select("name", "suffix", parent_ds=pl.col("ds").list.len().fill_null(0) > 0)
 
 
-def _scan_domains(targets, resolver, anchors, now) -> pl.DataFrame:
+def _scan_domains(targets, resolver, anchors, now) -> tuple[pl.DataFrame, dict]:
     """Scan rows carry their candidate's suffix and parent DS, so the warehouse counts a day's
     domains from its scans without joining them to the candidates again."""
     names = targets["name"].to_list()
-    rows = eventloop.run(scan_domains(names, resolver, anchors, now, CLIENT))
+    stats: dict = {}
+    rows = eventloop.run(scan_domains(names, resolver, anchors, now, CLIENT, stats=stats))
     frame = pl.DataFrame(rows, schema={**SCHEMA, "mx": pl.List(pl.String)})
     if frame["name"].to_list() != names:  # scan_domains gives one row per name, in order
         raise RuntimeError("domain scan rows are not the targets in order: cannot carry suffixes")
-    return frame.hstack(targets.select("suffix", "parent_ds"))
+    return frame.hstack(targets.select("suffix", "parent_ds")), stats
 
 
 def _host_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
@@ -102,10 +104,10 @@ def _host_targets(survey: SurveySettings, date: dt.date) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def _scan_hosts(targets, resolver, anchors, now) -> pl.DataFrame:
+def _scan_hosts(targets, resolver, anchors, now) -> tuple[pl.DataFrame, dict]:
     rows = eventloop.run(scan_hosts(targets["name"].to_list(), resolver, anchors, now, CLIENT))
     frame = pl.DataFrame(rows, schema={**SCHEMA, "tlsa": pl.List(pl.String)})
-    return frame.with_columns(domains=targets["domains"])
+    return frame.with_columns(domains=targets["domains"]), {}
 
 
 def _counts(frame: pl.DataFrame) -> dict:
@@ -124,6 +126,7 @@ def sharded_scan(
     targets: Callable[[SurveySettings, dt.date], pl.DataFrame],
     scan: Scanner,
     description: str,
+    kinds: set[str],
 ) -> dg.AssetsDefinition:
     """A daily scan asset as plan → one step per shard → publish (see the module's doc)."""
     name = key.to_python_identifier()
@@ -146,9 +149,9 @@ def sharded_scan(
         date = _date(context)
         index = int(context.get_mapping_key().rsplit("_", 1)[1])
         with _resolver(survey, date) as (resolver, anchors):
-            frame = scan(shard, resolver, anchors, survey.scan_time(date))
+            frame, stats = scan(shard, resolver, anchors, survey.scan_time(date))
         path = stage_part(survey.lake, dataset, date, context.run_id, index, frame)
-        return {"shard": index, "path": str(path), **_counts(frame)}
+        return {"shard": index, "path": str(path), "stats": stats, **_counts(frame)}
 
     @dg.op(name=f"publish_{name}", out=dg.Out(dg.Nothing))
     def publish(context: dg.OpExecutionContext, survey: SurveySettings, shards: list[dict]) -> None:
@@ -159,7 +162,9 @@ def sharded_scan(
         )
         statuses = sum((Counter(s["by_status"]) for s in shards), Counter())
         reasons = sum((Counter(s["by_reason"]) for s in shards), Counter())
+        stats = sum((Counter(s["stats"]) for s in shards), Counter())
         context.add_output_metadata({
+            **{key: dg.MetadataValue.int(value) for key, value in sorted(stats.items())},
             "dagster/row_count": sum(s["rows"] for s in shards),
             "by_status": dg.MetadataValue.json(dict(statuses.most_common())),
             "by_reason": md_table(("reason", "count"), reasons.most_common()),
@@ -168,7 +173,7 @@ def sharded_scan(
         })  # fmt: skip
 
     @dg.graph_asset(key=key, ins={"upstream": dg.AssetIn(key=upstream, dagster_type=dg.Nothing)},
-                    partitions_def=DAILY, group_name=SCANS_GROUP, kinds={"parquet", "dns"},
+                    partitions_def=DAILY, group_name=SCANS_GROUP, kinds=kinds,
                     description=description)  # fmt: skip
     def asset(upstream):
         return publish(plan(upstream).map(scan_shard).collect())
@@ -182,6 +187,7 @@ domain_scans = sharded_scan(
     upstream=CANDIDATE_DOMAINS,
     targets=_domain_targets,
     scan=_scan_domains,
+    kinds={"parquet", "dns", "rust"},  # rust: the fast path (dns/fastpath.py)
     description="Every candidate's MX answer with its DNSSEC status (secure, insecure, bogus, "
     "indeterminate) and reasons, validated in-process from the trust anchor, with the records "
     "and signatures as evidence, and the candidate's suffix and parent DS (parent_ds) beside it.",
@@ -193,6 +199,7 @@ mx_host_scans = sharded_scan(
     upstream=DOMAIN_SCANS,
     targets=_host_targets,
     scan=_scan_hosts,
+    kinds={"parquet", "dns"},
     description="Every distinct MX host of the day, once however many domains use it: the TLSA "
     "RRset at _25._tcp.<host> with its DNSSEC status and reasons (a broken denial of existence "
     "is its own reason), and how many of the day's domains use the host.",
