@@ -21,6 +21,7 @@ def run_demo(settings: Settings, *, start: dt.date, days: int, scale: str) -> No
     if days < 1:
         raise click.BadParameter(f"--days {days}: the window needs at least one day")
     settings = Settings(**{**settings.__dict__, "lab_scale": scale, "mode": "lab"})
+    _claim(settings, scale)
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
@@ -110,6 +111,24 @@ def _candidates_line(result) -> str:
 
 
 @contextlib.contextmanager
+def _claim(settings: Settings, scale: str) -> None:
+    """One lab world per data directory: the days of another scale or seed would mix with
+    this one's in the lake, and the warehouse's checks would (rightly) fail on the jumps."""
+    marker = settings.data_dir / "demo-world.json"
+    world = {"scale": scale, "seed": settings.lab_seed}
+    if marker.exists():
+        before = json.loads(marker.read_text())
+        if before != world:
+            raise click.UsageError(
+                f"{settings.data_dir} holds the lab world {before}, not {world}: its days would "
+                "mix in the lake. Give another directory (make demo DATA=...) or empty this "
+                "one (make clean)."
+            )
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(world) + "\n")
+
+
 def lab_process(settings: Settings, scale: str, date: dt.date):
     """`survey lab serve` for one date in a child process; yields its JSON line as a dict."""
     cmd = [sys.executable, "-m", "survey_assets.cli", "lab", "serve", "--date", date.isoformat(),

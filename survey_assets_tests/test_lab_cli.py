@@ -310,3 +310,18 @@ def test_truth_writes_json_lines(tmp_path: Path) -> None:
         assert row["name"].endswith(".") and isinstance(row["reasons"], list)
     assert len({r["name"] for r in domains}) == len(domains)
     assert {r["kind"] for r in rows} >= {"domain", "nameserver"}
+
+
+def test_a_demo_refuses_a_data_directory_of_another_world(tmp_path):
+    """Days of two scales in one lake would fail the warehouse's spike checks, rightly: the
+    demo says so before any work, naming the directory and both worlds."""
+    import click
+
+    from survey_assets.demo import run_demo
+    from survey_assets.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    (tmp_path / "demo-world.json").write_text(json.dumps({"scale": "demo", "seed": 1}))
+    with pytest.raises(click.UsageError, match=f"{tmp_path}.*'scale': 'demo'.*'scale': 'tiny'"):
+        run_demo(settings, start=W.LAB_EPOCH, days=1, scale="tiny")
+    assert not (tmp_path / "dagster").exists()  # nothing started
