@@ -57,7 +57,7 @@ DEADLINE_EXCEEDED = "deadline_exceeded"
 
 # Transfers stream many messages over TCP: not what a one-answer client can do.
 _UNSUPPORTED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.OPT}
-_RECV_BUFFER = (
+RECV_BUFFER = (
     4 << 20
 )  # bursts of thousands of answers must not overflow the socket (capped by rmem_max)
 
@@ -358,7 +358,7 @@ class DnsClient:
             return None
         try:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
             sock.setblocking(False)
             sock.bind((anywhere, 0))  # an ephemeral port chosen by the kernel (randomised)
             transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(

@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import hashlib
 import logging
-import re
 import secrets
 import select
 import socket
@@ -37,7 +36,8 @@ import time
 from pathlib import Path
 
 from survey_assets import reasons as R
-from survey_assets.dns.client import ClientSettings, DnsClient
+from survey_assets.dns import wire as W
+from survey_assets.dns.client import RECV_BUFFER, ClientSettings, DnsClient
 from survey_assets.dns.validation import Policy, verify_signature
 
 LIBRARY = Path(__file__).with_name("libdns_fastpath.so")
@@ -47,9 +47,6 @@ _HEADER = struct.Struct("!6H")
 _U32 = struct.Struct("<I")
 _SEP = "\x1f"
 _DIGESTS = {1: hashlib.sha1, 2: hashlib.sha256, 4: hashlib.sha384}
-# A name of letters, digits, hyphens and underscores (the survey's targets): its text is itself.
-_PLAIN = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)+")
-_RECV_BUFFER = 4 << 20
 
 
 def _load() -> ctypes.CDLL | None:
@@ -109,7 +106,7 @@ def exchange(
     opt = b"\x00" + struct.pack("!HHIH", 41, settings.payload, 0x8000, 0)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         sock.setblocking(False)
         poller = select.poll()
@@ -172,7 +169,7 @@ def exchange(
 
 # --- the scan --------------------------------------------------------------------------------
 def _plain_wire(text: str) -> bytes | None:
-    if len(text) > 254 or not _PLAIN.fullmatch(text):
+    if not W.is_plain(text):
         return None
     return b"".join(bytes((len(label),)) + label for label in text.encode().split(b"."))
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
-import re
 from collections.abc import Iterator
 
 import dns.name
@@ -14,6 +13,7 @@ import dns.rdatatype as T
 
 from survey_assets import reasons as R
 from survey_assets.dns import fastpath
+from survey_assets.dns import wire as W
 from survey_assets.dns.chain import ChainValidator
 from survey_assets.dns.client import ClientSettings, DnsClient
 from survey_assets.dns.validation import Policy
@@ -40,14 +40,10 @@ def read_anchor(text: str) -> list:
     return anchors
 
 
-# A name of letters, digits, hyphens and underscores: its presentation text is itself.
-_PLAIN = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)+")
-
-
 def _from_text(text: str) -> tuple[dns.name.Name, str]:
     """A target's name and its presentation text: a plain absolute name (the survey's targets,
     in canonical form) without dnspython's text parser, which costs more than its checks."""
-    if len(text) <= 254 and _PLAIN.fullmatch(text):
+    if W.is_plain(text):
         return dns.name.Name(text.encode().split(b".")), text
     name = dns.name.from_text(text)
     return name, name.to_text()

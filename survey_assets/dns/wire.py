@@ -26,6 +26,7 @@ ancestor. The owner's labels as sent are kept for presentation (`to_dnspython`).
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import time
 
@@ -56,6 +57,14 @@ class _Decline(Exception):
 
 
 Name = tuple  # of lower-case labels (bytes), without the root label
+
+# A name of letters, digits, hyphens and underscores (the survey's targets), absolute and at
+# most 254 characters: its presentation text is itself, and its labels are its text's.
+PLAIN_TEXT = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)+")
+
+
+def is_plain(text: str) -> bool:
+    return len(text) <= 254 and PLAIN_TEXT.fullmatch(text) is not None
 
 
 def name_of(name: dns.name.Name) -> Name:
