@@ -347,3 +347,10 @@ def test_the_exchange_keeps_the_rate_and_the_window():
     # Two at a time, each waiting out its timeout: two rounds.
     assert len(silent.arrivals) == 4 and silent.arrivals[2] - silent.arrivals[0] >= 0.28
     assert time.monotonic() - began >= 0.6
+
+
+@pytest.mark.parametrize("request_bytes", [b"", b"\x01", b"\x05\x00\x00\x00\xff\xff\xff\xff"])
+def test_a_malformed_request_is_refused_not_a_crash(request_bytes):
+    for function in (fastpath._LIB.dnsfp_plan, fastpath._LIB.dnsfp_judge):
+        with pytest.raises(fastpath.NativeError, match="failed"):
+            fastpath._call(function, request_bytes)

@@ -287,7 +287,19 @@ def read(message: bytes) -> bytes:
 async def scan_domains(
     validator, client: DnsClient, names: list[str], settings: ClientSettings, policy: Policy
 ) -> dict[int, Decision]:
-    """The domains the fast path decides, by index. The others are left to the Python scanner."""
+    """The domains the fast path decides, by index. The others are left to the Python scanner,
+    all of them if the fast path fails (a socket refused, a fault in the compiled reader)."""
+    try:
+        return await _scan_domains(validator, client, names, settings, policy)
+    except (NativeError, OSError) as exc:
+        logging.getLogger(__name__).warning("the fast path failed (%s): the Python scanner "
+                                            "judges every domain", exc)  # fmt: skip
+        return {}
+
+
+async def _scan_domains(
+    validator, client: DnsClient, names: list[str], settings: ClientSettings, policy: Policy
+) -> dict[int, Decision]:
     if _LIB is None or len(client._servers) != 1 or not names:
         return {}
     if settings.deadline and settings.deadline < 3 * settings.timeout:
