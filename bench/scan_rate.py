@@ -8,8 +8,9 @@ and lab code: the first run over the `bench` world spends about 15 minutes signi
 Then, `--repeat` times each (the median is the figure):
 
 - the survey's scanner in one process on core 1, with a fresh validator (every zone's keys
-  fetched and checked again): each domain costs it its MX answer plus, once per zone, DS and
-  DNSKEY, with every signature checked;
+  fetched and checked again), as the scan assets run it (the fast path of `dns/fastpath.py`
+  first, the Python scanner for the domains it leaves): each domain costs it its MX answer
+  plus, once per zone, DS and DNSKEY, with every signature checked;
 - Unbound (a fresh process, one thread: a cold cache) on core 1, driven by dnsperf (each name's
   MX once, DO set): the same work for one MX lookup;
 - with `--processes 2`, the same names split into shards as the scan assets split them
