@@ -425,7 +425,7 @@ class DnsClient:
         else:
             raise ValueError("no server: give `server=` or servers to the client")
 
-        if not targets or targets[0][0] in self._opt_out_addresses or self._opted_out(lower):
+        if not targets or targets[0][0] in self._opt_out_addresses or self.opted_out(lower):
             where = f"{targets[0][0]}@{targets[0][1]}" if targets else ""
             return Answer(name, rdtype, where, None, None, "none", REFUSED_BY_POLICY, 0.0, 0)
         charge(1)  # a query (with its retries) counts once: the budget bounds the questions
@@ -433,7 +433,13 @@ class DnsClient:
             return await self._query(name, labels, (lower, rdtype, 1), targets, dnssec, cd, rd,
                                      edns)  # fmt: skip
 
-    def _opted_out(self, lower: tuple) -> bool:
+    @property
+    def servers(self) -> list[tuple[str, int]]:
+        """The servers questions go to, in rotation (opted-out addresses left out)."""
+        return list(self._servers)
+
+    def opted_out(self, lower: tuple) -> bool:
+        """Is the name (lower-case labels) or one of its ancestors never to be queried?"""
         if not self._opt_out_names:
             return False
         # Walking up the name is cheaper than comparing with every opted-out name.

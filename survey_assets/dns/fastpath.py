@@ -300,15 +300,15 @@ async def scan_domains(
 async def _scan_domains(
     validator, client: DnsClient, names: list[str], settings: ClientSettings, policy: Policy
 ) -> dict[int, Decision]:
-    if _LIB is None or len(client._servers) != 1 or not names:
+    if _LIB is None or len(client.servers) != 1 or not names:
         return {}
     if settings.deadline and settings.deadline < 3 * settings.timeout:
         return {}  # three rounds of questions must fit in a target's deadline
-    server = client._servers[0]
+    server = client.servers[0]
     chosen: list[tuple[int, bytes]] = []
     for index, text in enumerate(names):
         wire = _plain_wire(text)
-        if wire is not None and not client._opted_out(_labels(wire.lower())):
+        if wire is not None and not client.opted_out(_labels(wire.lower())):
             chosen.append((index, wire))
     if not chosen:
         return {}
