@@ -110,7 +110,6 @@ def _candidates_line(result) -> str:
     return line
 
 
-@contextlib.contextmanager
 def _claim(settings: Settings, scale: str) -> None:
     """One lab world per data directory: the days of another scale or seed would mix with
     this one's in the lake, and the warehouse's checks would (rightly) fail on the jumps."""
@@ -129,6 +128,7 @@ def _claim(settings: Settings, scale: str) -> None:
     marker.write_text(json.dumps(world) + "\n")
 
 
+@contextlib.contextmanager
 def lab_process(settings: Settings, scale: str, date: dt.date):
     """`survey lab serve` for one date in a child process; yields its JSON line as a dict."""
     cmd = [sys.executable, "-m", "survey_assets.cli", "lab", "serve", "--date", date.isoformat(),

@@ -325,3 +325,18 @@ def test_a_demo_refuses_a_data_directory_of_another_world(tmp_path):
     with pytest.raises(click.UsageError, match=f"{tmp_path}.*'scale': 'demo'.*'scale': 'tiny'"):
         run_demo(settings, start=W.LAB_EPOCH, days=1, scale="tiny")
     assert not (tmp_path / "dagster").exists()  # nothing started
+
+
+def test_the_demo_serves_each_day_from_a_lab_process(tmp_path):
+    """`make demo` runs each day against `lab_process`; a decorator lost in a change once made
+    it a plain generator, and the demo failed on its first day."""
+    from survey_assets.demo import lab_process
+    from survey_assets.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path, lab_dns_port=free_port(RESOLVER), lab_smtp_port=free_port("127.25.1.1")
+    )
+    with lab_process(settings, "tiny", W.LAB_EPOCH) as info:
+        reply = dns.query.udp(dns.message.make_query("lab-cc.", "SOA"), info["resolver_address"],
+                              port=info["dns_port"], timeout=5)  # fmt: skip
+        assert reply.rcode() == dns.rcode.NOERROR and reply.answer
