@@ -35,6 +35,8 @@ import struct
 import time
 from pathlib import Path
 
+import dns.flags
+
 from survey_assets import reasons as R
 from survey_assets.dns import wire as W
 from survey_assets.dns.client import RECV_BUFFER, ClientSettings, DnsClient
@@ -42,8 +44,7 @@ from survey_assets.dns.validation import Policy, verify_signature
 
 LIBRARY = Path(__file__).with_name("libdns_fastpath.so")
 MX, DS, DNSKEY = 15, 43, 48
-_FLAGS = 0x0100 | 0x0010  # RD and CD, as the scanner asks
-_HEADER = struct.Struct("!6H")
+_FLAGS = int(dns.flags.RD | dns.flags.CD)  # as the scanner asks
 _U32 = struct.Struct("<I")
 _SEP = "\x1f"
 _DIGESTS = {1: hashlib.sha1, 2: hashlib.sha256, 4: hashlib.sha384}
@@ -93,9 +94,9 @@ def _blob(*parts: bytes) -> list[bytes]:
 
 # --- the exchange ----------------------------------------------------------------------------
 def exchange(
-    server: tuple[str, int], questions: list[tuple[bytes, int]], settings: ClientSettings
+    server: tuple[str, int], questions: list[tuple[tuple, int]], settings: ClientSettings
 ) -> list[bytes | None]:
-    """Each (name in wire form, type) asked once of `server` with DO and CD set, at most
+    """Each (name's labels, type) asked once of `server` with DO and CD set, at most
     `max_in_flight` at a time and `per_server_qps` a second; the answer datagrams, in order
     (None: no answer within `timeout`). Blocking: run it in a thread."""
     host, port = server
@@ -103,7 +104,6 @@ def exchange(
     answers: list[bytes | None] = [None] * len(questions)
     if not questions:
         return answers
-    opt = b"\x00" + struct.pack("!HHIH", 41, settings.payload, 0x8000, 0)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
@@ -124,9 +124,9 @@ def exchange(
                 while id_ in pending:
                     id_ = secrets.randbits(16)
                 name, rdtype = questions[sent]
-                wire = _HEADER.pack(id_, _FLAGS, 1, 0, 0, 1) + name + struct.pack("!HH", rdtype, 1)
+                query = W.query_wire(id_, name, rdtype, _FLAGS, True, True, settings.payload)
                 with contextlib.suppress(OSError):  # no route, a full buffer: it times out
-                    sock.sendto(wire + opt, (host, port))
+                    sock.sendto(query, (host, port))
                 pending[id_] = sent
                 expiry.append((now + settings.timeout, id_, sent))
                 sent += 1
@@ -168,12 +168,6 @@ def exchange(
 
 
 # --- the scan --------------------------------------------------------------------------------
-def _plain_wire(text: str) -> bytes | None:
-    if not W.is_plain(text):
-        return None
-    return b"".join(bytes((len(label),)) + label for label in text.encode().split(b"."))
-
-
 def _labels(wire: bytes) -> tuple:
     labels, pos = [], 0
     while wire[pos]:
@@ -305,18 +299,20 @@ async def _scan_domains(
     if settings.deadline and settings.deadline < 3 * settings.timeout:
         return {}  # three rounds of questions must fit in a target's deadline
     server = client.servers[0]
-    chosen: list[tuple[int, bytes]] = []
+    chosen: list[tuple[int, tuple]] = []  # (index, labels as given)
     for index, text in enumerate(names):
-        wire = _plain_wire(text)
-        if wire is not None and not client.opted_out(_labels(wire.lower())):
-            chosen.append((index, wire))
+        if W.is_plain(text):
+            labels = tuple(text.encode().split(b".")[:-1])
+            if not client.opted_out(tuple(label.lower() for label in labels)):
+                chosen.append((index, labels))
     if not chosen:
         return {}
     loop = asyncio.get_running_loop()
-    questions = [(wire, rdtype) for _, wire in chosen for rdtype in (MX, DS)]
+    questions = [(labels, rdtype) for _, labels in chosen for rdtype in (MX, DS)]
     answers = await loop.run_in_executor(None, exchange, server, questions, settings)
     mx, ds = answers[0::2], answers[1::2]
-    planned = plan([wire for _, wire in chosen], ds)
+    wires = [W.wire_of(labels) for _, labels in chosen]
+    planned = plan(wires, ds)
 
     zones: dict[bytes, tuple[list, int]] = {}  # secure parents: their keys, what they cost
     for parent in {parent for kind, parent in planned if kind}:
@@ -340,7 +336,7 @@ async def _scan_domains(
     )
     dnskey = dict(zip(signed, keys, strict=True))
     decisions = decide(
-        [(chosen[i][1], mx[i], ds[i], dnskey.get(i)) for i in judged],
+        [(wires[i], mx[i], ds[i], dnskey.get(i)) for i in judged],
         {zone: keys for zone, (keys, _) in zones.items()},
         int(validator.now.timestamp()),
         policy,

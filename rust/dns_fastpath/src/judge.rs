@@ -26,6 +26,7 @@ pub struct Key {
     pub protocol: u8,
     pub algorithm: u8,
     pub material: Vec<u8>,
+    tag: u16,
 }
 
 impl Key {
@@ -39,6 +40,7 @@ impl Key {
             protocol: wire[2],
             algorithm: wire[3],
             material: wire[4..].to_vec(),
+            tag: key_tag(wire[3], wire),
         })
     }
 
@@ -48,20 +50,19 @@ impl Key {
             _ => None,
         }
     }
+}
 
-    /// `wire.key_tag_of` (RFC 4034 Appendix B).
-    fn tag(&self) -> u16 {
-        let w = &self.wire;
-        if self.algorithm == 1 {
-            return if w.len() >= 3 { ((w[w.len() - 3] as u16) << 8) + w[w.len() - 2] as u16 } else { 0 };
-        }
-        let mut total: u64 = 0;
-        for (i, &b) in w.iter().enumerate() {
-            total += if i % 2 == 0 { (b as u64) << 8 } else { b as u64 };
-        }
-        total += (total >> 16) & 0xFFFF;
-        (total & 0xFFFF) as u16
+/// `wire.key_tag_of` (RFC 4034 Appendix B).
+fn key_tag(algorithm: u8, w: &[u8]) -> u16 {
+    if algorithm == 1 {
+        return if w.len() >= 3 { ((w[w.len() - 3] as u16) << 8) + w[w.len() - 2] as u16 } else { 0 };
     }
+    let mut total: u64 = 0;
+    for (i, &b) in w.iter().enumerate() {
+        total += if i % 2 == 0 { (b as u64) << 8 } else { b as u64 };
+    }
+    total += (total >> 16) & 0xFFFF;
+    (total & 0xFFFF) as u16
 }
 
 /// Checks left to Python, each listed once however many domains need it.
@@ -117,7 +118,7 @@ fn is_sub(name: &Name, ancestor: &Name) -> bool {
 fn parsed(wire: &[u8], q: &Name, qtype: u16) -> Option<Message> {
     let m = M::parse(wire).ok()?;
     // TC, other rcodes and other questions: the Python client's retries, TCP and reasons.
-    if !M::is_response(&m, m.id, &(q.clone(), qtype, 1)) || m.flags & 0x0200 != 0 || m.rcode != 0 {
+    if !M::is_response(&m, &(q.clone(), qtype, 1)) || m.flags & 0x0200 != 0 || m.rcode != 0 {
         return None;
     }
     Some(m)
@@ -217,7 +218,7 @@ fn rrsig_group(
             continue;
         }
         let candidates: Vec<&(&Key, Option<u32>)> =
-            keys.iter().filter(|(k, _)| k.algorithm == algorithm && k.tag() == key_tag).collect();
+            keys.iter().filter(|(k, _)| k.algorithm == algorithm && k.tag == key_tag).collect();
         if candidates.is_empty() || now > expiration as i64 || now < inception as i64 {
             continue;
         }
@@ -415,7 +416,7 @@ fn signed_zone(
         }
         usable = true;
         for key in &keys {
-            if key.algorithm == algorithm && key.flags & ZONE_KEY != 0 && key.tag() == key_tag {
+            if key.algorithm == algorithm && key.flags & ZONE_KEY != 0 && key.tag == key_tag {
                 let mut data = owner.clone();
                 data.extend_from_slice(&key.wire);
                 matched.push((key, Some(jobs.digest(digest_type, &data, digest))));

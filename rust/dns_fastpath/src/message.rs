@@ -406,7 +406,6 @@ pub fn parse(w: &[u8]) -> R<Message> {
         m.question.push((lower(&labels), u16_at(w, pos)?, u16_at(w, pos + 2)?));
         pos += 4;
     }
-    let mut additional: Vec<RRset> = Vec::new();
     let mut opt_seen = false;
     for section in 0..3 {
         let mut rrsets: Vec<RRset> = Vec::new();
@@ -471,19 +470,18 @@ pub fn parse(w: &[u8]) -> R<Message> {
         match section {
             0 => m.answer = rrsets,
             1 => m.authority = rrsets,
-            _ => additional = rrsets,
+            _ => {} // read by the rules, and not needed
         }
     }
-    drop(additional);
     if pos != n {
         return Err(Decline);
     }
     Ok(m)
 }
 
-/// `wire.is_response` for a QUERY with one question.
-pub fn is_response(m: &Message, id: u16, question: &(Name, u16, u16)) -> bool {
-    if m.flags & 0x8000 == 0 || m.id != id || (m.flags >> 11) & 0xF != 0 {
+/// `wire.is_response` for a QUERY with one question (the ID was matched by the exchange).
+pub fn is_response(m: &Message, question: &(Name, u16, u16)) -> bool {
+    if m.flags & 0x8000 == 0 || (m.flags >> 11) & 0xF != 0 {
         return false;
     }
     match m.question.first() {
